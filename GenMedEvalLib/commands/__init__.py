@@ -1,0 +1,1 @@
+"""Subcommands of ``genmedeval``: one module per concept, each with ``register(subparsers)``."""
