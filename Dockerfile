@@ -7,6 +7,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     GENMEDEVAL_WEIGHTS=/weights \
     GENMEDEVAL_CACHE=/cache \
+    GENMEDEVAL_RESOURCES=/opt/genmedeval/Resources \
     MPLBACKEND=Agg
 
 # EGL/OSMesa libraries for Slicer's off-screen slice views in reports.

@@ -35,3 +35,20 @@ def shared_real_dir() -> Path | None:
         if (candidate / "brain1_image.nrrd").exists():
             return candidate
     return None
+
+
+def resources_dir() -> Path:
+    """The extension's ``Resources/`` folder (shipped weights, UI, icons).
+
+    ``$GENMEDEVAL_RESOURCES`` when set (containers, installed copies), else the folder beside
+    the library in a checkout or an installed Slicer extension.
+    """
+    env = os.environ.get("GENMEDEVAL_RESOURCES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "Resources"
+
+
+def models_dir() -> Path:
+    """``Resources/Models``: the small trained weights GenMedEval ships."""
+    return resources_dir() / "Models"
