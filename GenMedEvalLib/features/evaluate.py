@@ -1,0 +1,92 @@
+"""Folders of volumes to the metric suite: read, slice, encode (cached), measure.
+
+The library side of ``genmedeval metrics`` (and of the Slicer module's Apply): every folder and
+name is checked before the encoder loads, so bad input fails fast with one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError
+from .base import Encoder
+from .cache import FeatureCache
+from .extract import FeatureSet, extract_features, read_folder
+from .registry import get_encoder
+from .slicing import DEFAULT_SLICES, SliceSettings, square_slice
+
+SET_NAMES = ("reference", "generated", "train", "test")
+
+
+def parse_metrics(metrics: str | Sequence[str], registry: Mapping) -> list[str]:
+    """``"all"`` or names (a list or one comma-separated string) -> checked names; unknown -> ParameterError."""
+    if isinstance(metrics, str):
+        if metrics.strip() == "all":
+            return list(registry)
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in registry]
+    if unknown or not metrics:
+        raise ParameterError(f"unknown metric {', '.join(unknown) or '(none given)'}; choose 'all' or from: "
+                             f"{', '.join(registry)}")
+    return list(metrics)
+
+
+def stack_slices(slices: Sequence[np.ndarray]) -> np.ndarray:
+    """Square slices of possibly different sizes -> one ``(N, S, S)`` array, smaller ones zero-padded centred."""
+    size = max(s.shape[0] for s in slices)
+    return np.stack([s if s.shape[0] == size else square_slice(np.pad(s, ((0, size - s.shape[0]), (0, 0))))
+                     for s in slices]) if slices else np.zeros((0, 0, 0), np.float32)
+
+
+def _needs(registry: Mapping, names: Sequence[str], kind: str) -> bool:
+    """True when any named metric needs the input ``kind`` (``images``, ``logits``)."""
+    return any(kind in tuple(getattr(registry[name], "needs", ())) for name in names)
+
+
+def folder_features(folders: Mapping[str, str | Path], encoder: Encoder, *, slices: SliceSettings = DEFAULT_SLICES,
+                    cache: FeatureCache | None = None, keep_slices: bool = False,
+                    show_progress: bool = True) -> dict[str, FeatureSet]:
+    """Features (every output the encoder gives) of each named folder; all folders are read before encoding."""
+    data = {name: read_folder(folder, with_masks=slices.mask_only) for name, folder in folders.items()}
+    sets = {}
+    for name, (volumes, masks, items) in data.items():
+        sets[name] = extract_features(volumes, encoder, slices=slices, masks=masks if slices.mask_only else None,
+                                      cache=cache, outputs=encoder.outputs, show_progress=show_progress,
+                                      keep_slices=keep_slices, names=[item.name for item in items])
+    return sets
+
+
+def evaluate_folders(folders: Mapping[str, str | Path], encoder: str | Encoder = "inception", *,
+                     metrics: str | Sequence[str] = "all", bootstrap: int = 0, seed: int = 0,
+                     slices: SliceSettings = DEFAULT_SLICES, cache: FeatureCache | None = None,
+                     device: str | None = None, batch_size: int | None = None, options: Mapping | None = None,
+                     show_progress: bool = True):
+    """The metric suite (``metrics.compute_suite``) between folders named ``reference``, ``generated``
+    and optionally ``train``/``test``; slices go to image metrics, logits to the Inception Score."""
+    from ..metrics import METRICS, compute_suite
+
+    names = parse_metrics(metrics, METRICS)
+    unknown = [name for name in folders if name not in SET_NAMES]
+    if unknown:
+        raise ParameterError(f"unknown set name(s) {', '.join(unknown)}; use {', '.join(SET_NAMES)}")
+    for name in folders:  # fail on a missing or empty folder before the encoder loads its weights
+        read_folder_check(folders[name])
+    model = encoder if isinstance(encoder, Encoder) else get_encoder(encoder, device, batch_size)
+    need_images = _needs(METRICS, names, "images")
+    sets = folder_features(folders, model, slices=slices, cache=cache, keep_slices=need_images,
+                           show_progress=show_progress)
+    features = {name: np.asarray(fs.pool, dtype=np.float64) for name, fs in sets.items()}
+    logits = {name: fs.features["logits"] for name, fs in sets.items()} if "logits" in model.outputs else None
+    images = {name: stack_slices(fs.slices or []) for name, fs in sets.items()} if need_images else None
+    return compute_suite(features, names, images=images, logits=logits, bootstrap=bootstrap, seed=seed,
+                         options=options)
+
+
+def read_folder_check(folder: str | Path) -> None:
+    """Raise ``InputError`` when ``folder`` is missing or holds no volumes (cheap: lists, does not read)."""
+    from ..io import read_cohort
+
+    read_cohort(folder)

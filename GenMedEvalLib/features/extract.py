@@ -1,0 +1,146 @@
+"""Features of volumes through an encoder, via the slice rules and the content-addressed cache.
+
+All inputs are hashed first; only the distinct inputs missing from the cache go through the
+network, grouped by size into the encoder's batches, and the cache is filled with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ParameterError
+from ..io import Volume, normalize_intensity, read_cohort, read_mask, read_volume
+from .base import Encoder
+from .cache import FeatureCache, content_hash
+from .slicing import DEFAULT_SLICES, SliceInfo, SliceSettings, slice_volumes
+
+
+@dataclass
+class FeatureSet:
+    """Feature matrices per output kind (N x D, float32), one row per slice (or volume for 3D)."""
+
+    features: dict[str, np.ndarray]
+    info: list[SliceInfo]
+    n_volumes: int
+    names: list[str] = field(default_factory=list)
+    slices: list[np.ndarray] | None = None
+
+    @property
+    def pool(self) -> np.ndarray:
+        """The main embedding (``"pool"``)."""
+        return self.features["pool"]
+
+    @property
+    def volume_index(self) -> np.ndarray:
+        """The input volume of each row."""
+        return np.array([item.volume for item in self.info], dtype=np.int64)
+
+    def per_volume(self, kind: str = "pool") -> np.ndarray:
+        """Mean feature vector of each volume (V x D, float64); NaN rows for volumes with no slice."""
+        matrix = np.asarray(self.features[kind], dtype=np.float64)
+        out = np.full((self.n_volumes, matrix.shape[1]), np.nan)
+        index = self.volume_index
+        for v in range(self.n_volumes):
+            rows = matrix[index == v]
+            if len(rows):
+                out[v] = rows.mean(axis=0)
+        return out
+
+
+def _inputs(volumes: Sequence[np.ndarray | Volume], encoder: Encoder, settings: SliceSettings,
+            masks: Sequence | None) -> tuple[list[np.ndarray], list[SliceInfo]]:
+    """The network inputs: squared slices for 2D encoders, whole float32 volumes for 3D ones."""
+    if encoder.spatial_dims == 3:
+        arrays = [np.asarray(v.array if isinstance(v, Volume) else v, dtype=np.float32) for v in volumes]
+        return arrays, [SliceInfo(i, "volume", 0) for i in range(len(arrays))]
+    sliced = slice_volumes(volumes, settings, masks)
+    return sliced.images, sliced.info
+
+
+def _compute(inputs: list[np.ndarray], positions: list[int], encoder: Encoder, show_progress: bool) -> dict[int, dict]:
+    """Encoder outputs for the inputs at ``positions``, batched by input shape."""
+    by_shape: dict[tuple, list[int]] = {}
+    for pos in positions:
+        by_shape.setdefault(inputs[pos].shape, []).append(pos)
+    results: dict[int, dict] = {}
+    for group in by_shape.values():
+        out = encoder.encode(np.stack([inputs[p] for p in group]), show_progress=show_progress)
+        for row, pos in enumerate(group):
+            results[pos] = {kind: value[row] for kind, value in out.items()}
+    return results
+
+
+def extract_features(volumes: Sequence[np.ndarray | Volume], encoder: Encoder, *,
+                     slices: SliceSettings = DEFAULT_SLICES, masks: Sequence | None = None,
+                     cache: FeatureCache | None = None, outputs: Sequence[str] = ("pool",),
+                     show_progress: bool = True, keep_slices: bool = False, names: Sequence[str] | None = None,
+                     ) -> FeatureSet:
+    """Features of ``volumes`` (z, y, x in [0, 1]) for each kind in ``outputs``, cached by content.
+
+    ``cache=None`` uses the default on-disk cache. ``keep_slices`` keeps the network inputs (for
+    pixel metrics). Raises ``ParameterError`` when the encoder lacks a requested output.
+    """
+    outputs = tuple(outputs)
+    missing_kinds = [kind for kind in outputs if kind not in encoder.outputs]
+    if missing_kinds:
+        raise ParameterError(f"encoder '{encoder.name}' has no output {', '.join(missing_kinds)}; "
+                             f"it gives {', '.join(encoder.outputs)}")
+    cache = cache if cache is not None else FeatureCache()
+    inputs, info = _inputs(volumes, encoder, slices, masks)
+    identity = encoder.identity()
+    digests = [content_hash(x) for x in inputs]
+    found, missing = cache.lookup(digests, identity, outputs)
+    first_of: dict[str, int] = {}
+    for pos in missing:
+        first_of.setdefault(digests[pos], pos)
+    computed = _compute(inputs, list(first_of.values()), encoder, show_progress) if first_of else {}
+    cache.stats.forward_passes += len(computed)
+    for pos, result in computed.items():
+        for kind in outputs:
+            cache.put(digests[pos], identity, kind, result[kind])
+    for pos in missing:
+        result = computed[first_of[digests[pos]]]
+        for kind in outputs:
+            found[kind][pos] = result[kind]
+    features = {kind: _stack(found[kind]) for kind in outputs}
+    return FeatureSet(features, info, len(volumes), list(names or []), inputs if keep_slices else None)
+
+
+def _stack(rows: list) -> np.ndarray:
+    """Rows to an (N x D) float32 matrix (0 x 0 when there are none)."""
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([np.asarray(r, dtype=np.float32).reshape(-1) for r in rows])
+
+
+def read_folder(folder: str | Path, *, with_masks: bool = False) -> tuple[list[Volume], list[Volume | None], list]:
+    """The volumes of a cohort folder, intensity-normalised to [0, 1], with masks when asked and the items."""
+    items = read_cohort(folder)
+    volumes, masks = [], []
+    for item in items:
+        image = read_volume(item.image)
+        volumes.append(image.with_array(normalize_intensity(image.array)))
+        if with_masks:
+            if item.mask is None:
+                raise InputError(f"no mask found for {item.name}", item.image)
+            masks.append(read_mask(item.mask, like=image))
+        else:
+            masks.append(None)
+    return volumes, masks, items
+
+
+def extract_folder(folder: str | Path, encoder_name: str | Encoder, *, slices: SliceSettings = DEFAULT_SLICES,
+                   cache: FeatureCache | None = None, outputs: Sequence[str] = ("pool",), device: str | None = None,
+                   batch_size: int | None = None, show_progress: bool = True, keep_slices: bool = False) -> FeatureSet:
+    """Features of every volume in a cohort folder (read with ``io.read_cohort``, normalised)."""
+    from .registry import get_encoder
+
+    encoder = encoder_name if isinstance(encoder_name, Encoder) else get_encoder(encoder_name, device, batch_size)
+    volumes, masks, items = read_folder(folder, with_masks=slices.mask_only)
+    return extract_features(volumes, encoder, slices=slices, masks=masks if slices.mask_only else None, cache=cache,
+                            outputs=outputs, show_progress=show_progress, keep_slices=keep_slices,
+                            names=[item.name for item in items])
