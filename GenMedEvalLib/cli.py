@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``genmedeval`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_params", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.params = extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
