@@ -68,23 +68,19 @@ def test_shipped_weights_classify_heldout_cohort_cases():
 
     assert sha256_file(shipped_weights_path()) == DOMAIN_WEIGHTS.sha256
     encoder = DomainEncoder(device="cpu")
-    cases = [cohort.make_case(i, 0, 2.0) for i in range(6)]
-    volumes = [normalize_intensity(image) for image, _, _ in cases]
+    cases = [cohort.make_case(i, 0, 2.0) for i in (1, 2, 6, 7)]  # left, right (group A); left, right (group B)
+    volumes = [geometry.with_array(normalize_intensity(image)) for image, _, _, geometry in cases]
     fs = extract_features(volumes, encoder, outputs=("pool", "logits"), cache=FeatureCache(enabled=False),
                           show_progress=False)
-    index = fs.volume_index
-    slice_ids = np.array([s.index for s in fs.info])
-    truth = np.array([encoder.classes.index(cases[v][2]["label"]) if cases[v][1][z].sum() >= 10 else 0
+    index, slice_ids = fs.volume_index, np.array([s.index for s in fs.info])
+    truth = np.array([encoder.classes.index(cases[v][2].label) if cases[v][1][z].sum() >= 10 else 0
                       for v, z in zip(index, slice_ids, strict=True)])
     accuracy = float((fs.features["logits"].argmax(1) == truth).mean())
     assert accuracy > 0.6, accuracy  # chance: 1/3
-    # Acquisition groups: nearest-centroid on the embedding, fitted on half the volumes, tested on the rest.
-    groups = np.array([cases[v][2]["group"] for v in index])
-    fit, held = index % 2 == 0, index % 2 == 1
-    centroids = {g: fs.pool[fit & (groups == g)].mean(0) for g in ("A", "B") if np.any(fit & (groups == g))}
-    if len(centroids) < 2:
-        pytest.skip("the first cases do not cover both groups")
-    names = list(centroids)
-    dist = np.stack([np.linalg.norm(fs.pool[held] - centroids[g], axis=1) for g in names], axis=1)
-    group_accuracy = float((np.array(names)[dist.argmin(1)] == groups[held]).mean())
-    assert group_accuracy > 0.7, group_accuracy  # chance: 1/2
+    # Acquisition groups: the trained linear read-out of the pool features (the group head) on unseen cases.
+    weight = encoder.net.group_head.weight.detach().numpy()
+    bias = encoder.net.group_head.bias.detach().numpy()
+    predicted = np.array(encoder.meta["groups"])[(fs.pool @ weight.T + bias).argmax(1)]
+    groups = np.array([cases[v][2].group for v in index])
+    group_accuracy = float((predicted == groups).mean())
+    assert group_accuracy > 0.6, group_accuracy  # chance: 1/2 (held-out slices at training: 0.68)

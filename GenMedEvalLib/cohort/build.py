@@ -48,7 +48,7 @@ def case_design(i: int) -> tuple[str, str, str]:
     label = CLASS_CYCLE[i % len(CLASS_CYCLE)]
     block = i // len(CLASS_CYCLE)
     group = "A" if block % 2 == 0 else "B"
-    split = SPLIT_CYCLE[(block // 2) % len(SPLIT_CYCLE)]
+    split = SPLIT_CYCLE[i % len(SPLIT_CYCLE)]
     return label, group, split
 
 

@@ -21,19 +21,6 @@ from .slicing import DEFAULT_SLICES, SliceSettings, square_slice
 SET_NAMES = ("reference", "generated", "train", "test")
 
 
-def parse_metrics(metrics: str | Sequence[str], registry: Mapping) -> list[str]:
-    """``"all"`` or names (a list or one comma-separated string) -> checked names; unknown -> ParameterError."""
-    if isinstance(metrics, str):
-        if metrics.strip() == "all":
-            return list(registry)
-        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in registry]
-    if unknown or not metrics:
-        raise ParameterError(f"unknown metric {', '.join(unknown) or '(none given)'}; choose 'all' or from: "
-                             f"{', '.join(registry)}")
-    return list(metrics)
-
-
 def stack_slices(slices: Sequence[np.ndarray]) -> np.ndarray:
     """Square slices of possibly different sizes -> one ``(N, S, S)`` array, smaller ones zero-padded centred."""
     size = max(s.shape[0] for s in slices)
@@ -42,8 +29,8 @@ def stack_slices(slices: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _needs(registry: Mapping, names: Sequence[str], kind: str) -> bool:
-    """True when any named metric needs the input ``kind`` (``images``, ``logits``)."""
-    return any(kind in tuple(getattr(registry[name], "needs", ())) for name in names)
+    """True when any named metric takes the input ``kind`` (``images``, ``logits``)."""
+    return any(getattr(registry[name], "input", "features") == kind for name in names)
 
 
 def folder_features(folders: Mapping[str, str | Path], encoder: Encoder, *, slices: SliceSettings = DEFAULT_SLICES,
@@ -67,8 +54,9 @@ def evaluate_folders(folders: Mapping[str, str | Path], encoder: str | Encoder =
     """The metric suite (``metrics.compute_suite``) between folders named ``reference``, ``generated``
     and optionally ``train``/``test``; slices go to image metrics, logits to the Inception Score."""
     from ..metrics import METRICS, compute_suite
+    from ..metrics.suite import resolve_metrics
 
-    names = parse_metrics(metrics, METRICS)
+    names = resolve_metrics(metrics)
     unknown = [name for name in folders if name not in SET_NAMES]
     if unknown:
         raise ParameterError(f"unknown set name(s) {', '.join(unknown)}; use {', '.join(SET_NAMES)}")

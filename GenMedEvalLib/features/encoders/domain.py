@@ -28,9 +28,9 @@ GROUPS = ("A", "B")
 DOMAIN_WEIGHTS = WeightsSpec(
     name="domain encoder",
     filename="domain_encoder.pt",
-    sha256="0" * 64,
+    sha256="0972f93699f6219861fc6d0ea940ff6d89c24a2e167cbd60288ca35e017613da",
     url=None,
-    size_mb=0.5,
+    size_mb=1.3,
     licence="Apache-2.0 (trained by GenMedEval on its synthetic demo cohort)",
 )
 

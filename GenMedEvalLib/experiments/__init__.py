@@ -1,0 +1,1 @@
+"""Experiments: the paper's conditions, runs over them, z-scores and their tables."""
