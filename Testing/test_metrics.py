@@ -183,3 +183,13 @@ def test_suite_unknown_metric():
 
     with pytest.raises(ParameterError, match="unknown metric"):
         M.compute_suite({"reference": feats(10, 2), "generated": feats(10, 2)}, "fid2")
+
+
+def test_sfid_uses_spatial_features():
+    ref, gen = feats(80, 6, seed=1), feats(70, 6, shift=0.2, seed=2)
+    sp_ref, sp_gen = feats(80, 12, seed=3), feats(70, 12, shift=0.5, seed=4)
+    result = M.compute_suite({"reference": ref, "generated": gen}, ["fd", "sfid"],
+                             spatial={"reference": sp_ref, "generated": sp_gen})
+    assert result.value("sfid") == pytest.approx(fd_sqrtm(sp_ref, sp_gen), rel=1e-9)
+    missing = M.compute_suite({"reference": ref, "generated": gen}, ["sfid"])
+    assert not missing.rows[0].available and "spatial" in missing.rows[0].note

@@ -68,9 +68,10 @@ def evaluate_folders(folders: Mapping[str, str | Path], encoder: str | Encoder =
                            show_progress=show_progress)
     features = {name: np.asarray(fs.pool, dtype=np.float64) for name, fs in sets.items()}
     logits = {name: fs.features["logits"] for name, fs in sets.items()} if "logits" in model.outputs else None
+    spatial = {name: fs.features["spatial"] for name, fs in sets.items()} if "spatial" in model.outputs else None
     images = {name: stack_slices(fs.slices or []) for name, fs in sets.items()} if need_images else None
-    return compute_suite(features, names, images=images, logits=logits, bootstrap=bootstrap, seed=seed,
-                         options=options)
+    return compute_suite(features, names, images=images, logits=logits, spatial=spatial, bootstrap=bootstrap,
+                         seed=seed, options=options)
 
 
 def read_folder_check(folder: str | Path) -> None:

@@ -20,7 +20,7 @@ class MetricSpec:
     outputs: tuple[str, ...]
     description: str
     reference: str
-    input: str = "features"  # "features", "logits" or "images"
+    input: str = "features"  # "features", "spatial" (sFID), "logits" or "images"
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -39,6 +39,8 @@ METRICS: dict[str, MetricSpec] = {
     for spec in (
         MetricSpec("fd", distance.frechet_distance, "lower", ("reference", "generated"), ("fd",),
                    "Fréchet distance (FID on Inception features)", "Heusel et al. 2017"),
+        MetricSpec("sfid", distance.frechet_distance, "lower", ("reference", "generated"), ("sfid",),
+                   "spatial FID: FD on the first 7 Mixed_6e channels (2023-d)", "Nash et al. 2021", input="spatial"),
         MetricSpec("fd_inf", distance.fd_infinity, "lower", ("reference", "generated"), ("fd_inf",),
                    "FD extrapolated to infinite samples", "Chong and Forsyth 2020", defaults={"num_points": 15}),
         MetricSpec("kd", distance.kernel_distance, "lower", ("reference", "generated"), ("kd", "kd_std"),

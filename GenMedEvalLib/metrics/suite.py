@@ -91,11 +91,12 @@ def _evaluate(spec: MetricSpec, inputs: Mapping[str, Any], options: Mapping[str,
     return {spec.outputs[0]: float(result)}
 
 
-def _inputs_for(spec: MetricSpec, features, images, logits) -> tuple[dict[str, Any] | None, str]:
-    source = {"features": features, "images": images, "logits": logits}[spec.input] or {}
+def _inputs_for(spec: MetricSpec, features, images, logits, spatial) -> tuple[dict[str, Any] | None, str]:
+    source = {"features": features, "images": images, "logits": logits, "spatial": spatial}[spec.input] or {}
     missing = [name for name in spec.needs if name not in source or source[name] is None]
     if missing:
-        what = {"features": "set", "images": "images of the set", "logits": "classifier logits of the set"}[spec.input]
+        what = {"features": "set", "images": "images of the set", "logits": "classifier logits of the set",
+                "spatial": "Inception spatial (sFID) features of the set"}[spec.input]
         return None, f"needs the {what} {', '.join(missing)}"
     return {name: source[name] for name in spec.needs}, ""
 
@@ -115,8 +116,11 @@ _BOOTSTRAP_OPTIONS = {"kd": {"num_subsets": 10}, "fd_inf": {"num_points": 5}}
 
 def compute_suite(features: Mapping[str, np.ndarray], metrics: str | Sequence[str] = "all", *,
                   images: Mapping[str, np.ndarray] | None = None, logits: Mapping[str, np.ndarray] | None = None,
-                  bootstrap: int = 0, seed: int = 0, options: Mapping[str, dict] | None = None) -> SuiteResult:
+                  spatial: Mapping[str, np.ndarray] | None = None, bootstrap: int = 0, seed: int = 0, options: Mapping[str, dict] | None = None) -> SuiteResult:
     """Evaluate ``metrics`` on named sets ("reference", "generated", "train", "test").
+
+    ``features`` are the main embeddings; ``spatial`` the Inception Mixed_6e features for sFID,
+    ``logits`` classifier outputs for the Inception Score, ``images`` the slices for image metrics.
 
     A metric whose sets are absent, or whose weights are unavailable, gives a row with
     ``available=False`` and the reason. ``bootstrap=B`` adds percentile 95 % intervals from ``B``
@@ -129,7 +133,7 @@ def compute_suite(features: Mapping[str, np.ndarray], metrics: str | Sequence[st
     rows: list[MetricRow] = []
     for name in resolve_metrics(metrics):
         spec = METRICS[name]
-        inputs, reason = _inputs_for(spec, features, images, logits)
+        inputs, reason = _inputs_for(spec, features, images, logits, spatial)
         base = dict(better=spec.better, needs="+".join(spec.needs), n_reference=n_ref, n_generated=n_gen)
         if inputs is None:
             rows += [MetricRow(o, None, None, None, available=False, note=reason, **base) for o in spec.outputs]
