@@ -193,3 +193,29 @@ def test_sfid_uses_spatial_features():
     assert result.value("sfid") == pytest.approx(fd_sqrtm(sp_ref, sp_gen), rel=1e-9)
     missing = M.compute_suite({"reference": ref, "generated": gen}, ["sfid"])
     assert not missing.rows[0].available and "spatial" in missing.rows[0].note
+
+
+def test_sliced_wasserstein_hand_computed_two_point_case():
+    from GenMedEvalLib.metrics.pixel import sliced_wasserstein
+
+    a = np.array([[0.0, 0.0], [1.0, 0.0]])
+    b = np.array([[0.0, 2.0], [1.0, 2.0]])
+    # along x the sorted projections agree (0 vs 0, 1 vs 1); along y every point moves by 2
+    dirs = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert sliced_wasserstein(a, b, dirs) == pytest.approx((0 + 2) / 2)
+    diag = np.array([[1.0], [1.0]]) / np.sqrt(2)
+    assert sliced_wasserstein(a, b, diag) == pytest.approx(2 / np.sqrt(2))
+
+
+def test_pixel_swd_zero_for_identical_sets_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    from scipy import ndimage
+
+    images = np.stack([ndimage.gaussian_filter(rng.random((64, 64)), 3) for _ in range(6)])
+    assert M.pixel_swd(images, images.copy(), seed=1, descriptors=32, directions=16, repeats=2) == pytest.approx(0, abs=1e-12)
+    mild = images + 0.01 * rng.standard_normal(images.shape)
+    strong = images + 0.1 * rng.standard_normal(images.shape)
+    kw = dict(seed=1, descriptors=64, directions=32, repeats=2)
+    assert M.pixel_swd(images, mild, **kw) < M.pixel_swd(images, strong, **kw)
+    with pytest.raises(M.MetricInputError, match="sizes differ"):
+        M.pixel_swd(images, images[:, :32], **kw)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import distance, diversity, manifold
+from . import distance, diversity, manifold, pixel
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("is", diversity.inception_score, "higher", ("generated",), ("is", "is_std"),
                    "Inception Score (needs classifier logits)", "Salimans et al. 2016", input="logits",
                    defaults={"splits": 10}),
+        MetricSpec("pixel_swd", pixel.pixel_swd, "lower", ("reference", "generated"), ("pixel_swd",),
+                   "sliced Wasserstein distance of Laplacian-pyramid patches", "Karras et al. 2018; Konz et al. 2024",
+                   input="images", defaults={"descriptors": 128, "directions": 128, "repeats": 4}),
         MetricSpec("lpips_diversity", _lazy_lpips("lpips_diversity"), "higher", ("generated",), ("lpips_diversity",),
                    "mean pairwise LPIPS inside the generated set", "Zhang et al. 2018", input="images"),
         MetricSpec("lpips_fidelity", _lazy_lpips("lpips_fidelity"), "lower", ("generated", "reference"),
