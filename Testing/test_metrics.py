@@ -219,3 +219,25 @@ def test_pixel_swd_zero_for_identical_sets_and_grows_with_noise():
     assert M.pixel_swd(images, mild, **kw) < M.pixel_swd(images, strong, **kw)
     with pytest.raises(M.MetricInputError, match="sizes differ"):
         M.pixel_swd(images, images[:, :32], **kw)
+
+
+def test_kde_log_likelihood_matches_scipy_mixture():
+    import torch
+    from scipy.stats import multivariate_normal
+
+    from GenMedEvalLib.metrics.likelihood import kde_log_likelihood
+
+    rng = np.random.default_rng(0)
+    centres, points, log_sigma = rng.standard_normal((5, 3)), rng.standard_normal((7, 3)), rng.normal(0, 0.3, 5)
+    ours = kde_log_likelihood(torch.tensor(points), torch.tensor(centres), torch.tensor(log_sigma)).numpy()
+    direct = np.log(np.mean([multivariate_normal(c, np.exp(2 * s) * np.eye(3)).pdf(points)
+                             for c, s in zip(centres, log_sigma, strict=True)], axis=0))
+    np.testing.assert_allclose(ours, direct, rtol=1e-10)
+
+
+def test_fls_near_100_for_real_like_samples_and_lower_for_bad_ones():
+    train, test = feats(120, 4, seed=1), feats(60, 4, seed=2)
+    good, bad = feats(60, 4, seed=3), feats(60, 4, seed=3, shift=3.0)
+    good_fls, bad_fls = M.fls(train, test, good, steps=60), M.fls(train, test, bad, steps=60)
+    assert 50 < good_fls < 200 and bad_fls < 0.5 * good_fls
+    assert M.fls(train, test, good, steps=60) == good_fls  # seeded

@@ -7,6 +7,7 @@ Features are ``(N, D)`` arrays, cast to float64. Set names: "reference", "genera
 from ._checks import MetricInputError
 from .distance import fd_infinity, frechet_distance, kernel_distance, mmd_rbf, sw_approx
 from .diversity import inception_score, vendi_score
+from .likelihood import fls
 from .manifold import authpct, ct_score, prdc, realism_score
 from .pixel import pixel_swd
 from .registry import DEFAULT_METRICS, METRICS, MetricSpec
@@ -29,6 +30,6 @@ def lpips_fidelity(*args, **kwargs):
 
 __all__ = [
     "DEFAULT_METRICS", "METRICS", "MetricInputError", "MetricRow", "MetricSpec", "SuiteResult", "authpct",
-    "compute_suite", "ct_score", "fd_infinity", "frechet_distance", "inception_score", "kernel_distance",
+    "compute_suite", "ct_score", "fd_infinity", "fls", "frechet_distance", "inception_score", "kernel_distance",
     "lpips_diversity", "lpips_fidelity", "mmd_rbf", "pixel_swd", "prdc", "realism_score", "sw_approx", "vendi_score",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import distance, diversity, manifold, pixel
+from . import distance, diversity, likelihood, manifold, pixel
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("ct", manifold.ct_score, "zero", ("train", "test", "generated"), ("ct",),
                    "data-copying test statistic (<0 copying, >0 underfitting)", "Meehan et al. 2020",
                    defaults={"cells": 3}),
+        MetricSpec("fls", likelihood.fls, "higher", ("train", "test", "generated"), ("fls",),
+                   "feature likelihood score (KDE on generated points, scored on test points)",
+                   "Jiralerspong et al. 2023", defaults={"steps": 100}),
         MetricSpec("vendi", diversity.vendi_score, "higher", ("generated",), ("vendi",),
                    "Vendi score (effective number of distinct samples)", "Friedman and Dieng 2023"),
         MetricSpec("is", diversity.inception_score, "higher", ("generated",), ("is", "is_std"),
@@ -75,4 +78,5 @@ METRICS: dict[str, MetricSpec] = {
     )
 }
 
+# "all": every metric on the main features; sfid, fls (slow), pixel_swd and lpips_* are asked for by name.
 DEFAULT_METRICS = ("fd", "fd_inf", "kd", "mmd", "asw", "prdc", "realism", "authpct", "ct", "vendi", "is")
