@@ -47,6 +47,9 @@ def test_demo_tables_have_every_condition_and_metric(demo_run):
     value = {(r["condition"], r["metric"]): float(r["value"]) for r in rows if r["value"]}
     # the study's trends: FD grows with Gaussian noise level
     assert value[("gaussian_noise@0.01", "fd")] < value[("gaussian_noise@0.1", "fd")]
+    # ... and AuthPct falls when training volumes are copied into the evaluated set
+    baseline = {r["metric"]: float(r["baseline"]) for r in rows if r["baseline"]}
+    assert value[("external_duplication@45%", "authpct")] < baseline["authpct"]
     reuse = json.loads((out / "reuse.json").read_text())
     assert reuse["network_forward_passes"] < reuse["naive_forward_passes"]  # set-level conditions re-use features
     page = report.read_text()
