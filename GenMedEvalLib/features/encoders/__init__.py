@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
+from ..base import Encoder
 from ..weights import WeightsSpec, WeightsUnavailable, resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,3 +58,38 @@ def grey_to_input(batch, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s
+
+
+class CheckpointEncoder(Encoder):
+    """An encoder whose network is built from one verified checkpoint on first use.
+
+    Subclasses call ``_use_weights`` in ``__init__``, implement ``_build(state) -> nn.Module`` and
+    run the network through ``_forward`` (mixed precision on CUDA only, float32 on CPU).
+    """
+
+    amp_dtype: ClassVar[str] = "float16"
+
+    def _use_weights(self, spec: WeightsSpec, env: str, sha256: str | None = None) -> None:
+        self._spec = spec_with_hash(spec, env, sha256)
+        self._env = env
+        self._model = None
+
+    @property
+    def weights(self) -> WeightsSpec:
+        return self._spec
+
+    def _build(self, state: dict):
+        raise NotImplementedError
+
+    def _net(self):
+        if self._model is None:
+            self._model = self._build(load_state_dict(resolve_checked(self._spec, self._env))).to(self.device)
+        return self._model
+
+    def _forward(self, fn, x):
+        import torch
+
+        if self.device.startswith("cuda"):
+            with torch.autocast("cuda", dtype=getattr(torch, self.amp_dtype)):
+                return fn(x)
+        return fn(x)

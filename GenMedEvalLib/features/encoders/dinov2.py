@@ -13,9 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Encoder
 from ..weights import WeightsSpec
-from . import grey_to_input, load_state_dict, resolve_checked, spec_with_hash
+from . import CheckpointEncoder, grey_to_input
 
 INPUT_SIZE = 224
 PATCH = 14
@@ -144,29 +143,22 @@ def load_vit(state: dict, heads: int | None = None):
     return model.eval()
 
 
-class DinoV2Encoder(Encoder):
+class DinoV2Encoder(CheckpointEncoder):
     """DINOv2 ViT-B/14 CLS token (768-d) of grey slices at 224 px with ImageNet mean/std."""
 
     name: ClassVar[str] = "dinov2"
     dim: ClassVar[int] = 768
     input_size: ClassVar[int] = INPUT_SIZE
+    amp_dtype: ClassVar[str] = "bfloat16"
 
     def __init__(self, device: str | None = None, batch_size: int = 32, *, sha256: str | None = None,
                  heads: int | None = None):
         super().__init__(device=device, batch_size=batch_size)
-        self._spec = spec_with_hash(DINOV2_VITB14, SHA_ENV, sha256)
+        self._use_weights(DINOV2_VITB14, SHA_ENV, sha256)
         self._heads = heads
-        self._model = None
 
-    @property
-    def weights(self) -> WeightsSpec:
-        return self._spec
-
-    def _net(self):
-        if self._model is None:
-            state = load_state_dict(resolve_checked(self._spec, SHA_ENV))
-            self._model = load_vit(state, self._heads).to(self.device)
-        return self._model
+    def _build(self, state: dict):
+        return load_vit(state, self._heads)
 
     def encode_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         import torch
@@ -175,9 +167,5 @@ class DinoV2Encoder(Encoder):
         with torch.inference_mode():
             x = grey_to_input(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device),
                               INPUT_SIZE)
-            if self.device.startswith("cuda"):
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    cls = net(x)
-            else:
-                cls = net(x)
+            cls = self._forward(net, x)
         return {"pool": cls.float().cpu().numpy()}

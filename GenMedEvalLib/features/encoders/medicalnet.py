@@ -15,9 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Encoder
 from ..weights import WeightsSpec
-from . import load_state_dict, resolve_checked, spec_with_hash
+from . import CheckpointEncoder
 
 DEPTH_LAYERS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2)}
 SHA_ENV = "GENMEDEVAL_MEDICALNET_SHA256"
@@ -125,7 +124,7 @@ def prepare_volumes(batch, size: int):
     return torch.stack(out)
 
 
-class MedicalNet3DEncoder(Encoder):
+class MedicalNet3DEncoder(CheckpointEncoder):
     """MedicalNet 3D ResNet-10/18 features (512-d) of whole volumes resampled to ``size``^3."""
 
     name: ClassVar[str] = "medicalnet3d"
@@ -140,19 +139,12 @@ class MedicalNet3DEncoder(Encoder):
             from ...errors import ParameterError
 
             raise ParameterError(f"MedicalNet depth must be one of {sorted(DEPTH_LAYERS)}, got {depth}")
-        self._spec = spec_with_hash(medicalnet_spec(depth), SHA_ENV, sha256)
+        self._use_weights(medicalnet_spec(depth), SHA_ENV, sha256)
         self.size = size
         self.input_size = size  # part of the cache identity
-        self._model = None
 
-    @property
-    def weights(self) -> WeightsSpec:
-        return self._spec
-
-    def _net(self):
-        if self._model is None:
-            self._model = load_resnet3d(load_state_dict(resolve_checked(self._spec, SHA_ENV))).to(self.device)
-        return self._model
+    def _build(self, state: dict):
+        return load_resnet3d(state)
 
     def encode_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         import torch
@@ -163,9 +155,5 @@ class MedicalNet3DEncoder(Encoder):
         with torch.inference_mode():
             x = prepare_volumes(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device),
                                 self.size)
-            if self.device.startswith("cuda"):
-                with torch.autocast("cuda", dtype=torch.float16):
-                    pool = net(x)
-            else:
-                pool = net(x)
+            pool = self._forward(net, x)
         return {"pool": pool.float().cpu().numpy()}

@@ -12,9 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Encoder
 from ..weights import WeightsSpec
-from . import grey_to_input, load_state_dict, resolve_checked, spec_with_hash
+from . import CheckpointEncoder, grey_to_input
 
 INPUT_SIZE = 224
 
@@ -128,7 +127,7 @@ def load_resnet50(state: dict):
     return model.eval()
 
 
-class ResNet50Encoder(Encoder):
+class ResNet50Encoder(CheckpointEncoder):
     """ResNet-50 pooled features (2048-d) at 224 px with ImageNet mean/std, ImageNet or RadImageNet weights."""
 
     name: ClassVar[str] = "resnet50"
@@ -142,22 +141,14 @@ class ResNet50Encoder(Encoder):
             from ...errors import ParameterError
 
             raise ParameterError(f"ResNet-50 weights must be one of {sorted(SPECS)}, got {weights!r}")
-        spec, self._env = SPECS[weights]
-        self._spec = spec_with_hash(spec, self._env, sha256)
+        spec, env = SPECS[weights]
+        self._use_weights(spec, env, sha256)
         self.variant = weights
         if weights != "imagenet":
             self.name = f"resnet50-{weights}"  # the registry name; part of the cache identity
-        self._model = None
 
-    @property
-    def weights(self) -> WeightsSpec:
-        return self._spec
-
-    def _net(self):
-        if self._model is None:
-            path = resolve_checked(self._spec, self._env)
-            self._model = load_resnet50(load_state_dict(path)).to(self.device)
-        return self._model
+    def _build(self, state: dict):
+        return load_resnet50(state)
 
     def encode_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         import torch
@@ -166,9 +157,5 @@ class ResNet50Encoder(Encoder):
         with torch.inference_mode():
             x = grey_to_input(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device),
                               INPUT_SIZE)
-            if self.device.startswith("cuda"):
-                with torch.autocast("cuda", dtype=torch.float16):
-                    pool = net.features(x)
-            else:
-                pool = net.features(x)
+            pool = self._forward(net.features, x)
         return {"pool": pool.float().cpu().numpy()}
