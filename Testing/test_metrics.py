@@ -54,10 +54,12 @@ def test_kid_matches_direct_unbiased_mmd_on_same_subsets():
     assert std == pytest.approx(np.std(values), rel=1e-8)
 
 
-def test_prdc_identical_to_prdc_package():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_prdc_identical_to_prdc_package(dtype):
     from prdc import compute_prdc
 
-    x, y = feats(300, 20, seed=1), feats(250, 20, shift=0.4, seed=2)
+    x = feats(600, 64, seed=1).astype(dtype)
+    y = feats(500, 64, shift=0.05, seed=2).astype(dtype)
     ours = M.prdc(x, y, k=5)
     ref = compute_prdc(real_features=x, fake_features=y, nearest_k=5)
     for key in ("precision", "recall", "density", "coverage"):

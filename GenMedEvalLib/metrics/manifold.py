@@ -19,25 +19,36 @@ def _sq_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
-def distance_blocks(a: np.ndarray, b: np.ndarray, block: int = BLOCK) -> Iterator[tuple[slice, np.ndarray]]:
-    """Yield ``(rows, D)`` with D the Euclidean distances of ``a[rows]`` to every row of ``b``."""
+def distance_blocks(a: np.ndarray, b: np.ndarray, block: int = BLOCK,
+                    precision: type = np.float64) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yield ``(rows, D)`` with D the Euclidean distances of ``a[rows]`` to every row of ``b``.
+
+    Squared distances are computed in float64; with ``precision=np.float32`` they are rounded to
+    float32 before the square root, exactly as scikit-learn does for float32 features (and so
+    the ``prdc`` package), so strict comparisons agree with it bit for bit.
+    """
     nb = _sq_norms(b)
     for start in range(0, len(a), block):
         rows = slice(start, min(start + block, len(a)))
-        sq = _sq_norms(a[rows])[:, None] + nb[None, :] - 2.0 * (a[rows] @ b.T)
-        yield rows, np.sqrt(np.clip(sq, 0, None, out=sq), out=sq)
+        sq = -2.0 * (a[rows] @ b.T)
+        sq += _sq_norms(a[rows])[:, None]
+        sq += nb[None, :]
+        if precision is np.float32:
+            sq = sq.astype(np.float32)
+        np.maximum(sq, 0, out=sq)
+        yield rows, np.sqrt(sq, out=sq)
 
 
-def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
+def knn_radii(x: np.ndarray, k: int, precision: type = np.float64) -> np.ndarray:
     """Distance of each row to its k-th nearest neighbour, excluding itself (the (k+1)-th smallest)."""
-    radii = np.empty(len(x))
-    for rows, dist in distance_blocks(x, x):
+    radii = np.empty(len(x), dtype=precision)
+    for rows, dist in distance_blocks(x, x, precision=precision):
         radii[rows] = np.partition(dist, k, axis=1)[:, k]
     return radii
 
 
-def _reduce(a: np.ndarray, b: np.ndarray, fn: Callable[[slice, np.ndarray], None]) -> None:
-    for rows, dist in distance_blocks(a, b):
+def _reduce(a: np.ndarray, b: np.ndarray, fn: Callable[[slice, np.ndarray], None], precision: type = np.float64) -> None:
+    for rows, dist in distance_blocks(a, b, precision=precision):
         fn(rows, dist)
 
 
@@ -49,12 +60,15 @@ def prdc(reference, generated, *, k: int = 5, max_samples: int = 10_000, seed: i
     """Precision, recall, density and coverage (Naeem et al. 2020), as the ``prdc`` package computes them.
 
     Radii are k-th nearest-neighbour distances excluding self; comparisons are strict ('<').
-    Both sets are subsampled (seeded) to ``max_samples``. Higher is better for all four.
+    Both sets are subsampled (seeded) to ``max_samples``. Float32 features are compared at float32
+    precision, as the reference package does. Higher is better for all four.
     """
+    precision = np.float32 if np.asarray(reference).dtype == np.float32 and np.asarray(generated).dtype == np.float32 \
+        else np.float64
     x, y = pair(reference, generated, min_samples=k + 1)
     rng = np.random.default_rng(seed)
     x, y = _subsample(x, max_samples, rng), _subsample(y, max_samples, rng)
-    ref_radii, gen_radii = knn_radii(x, k), knn_radii(y, k)
+    ref_radii, gen_radii = knn_radii(x, k, precision), knn_radii(y, k, precision)
     inside_any = np.zeros(len(y), bool)
     inside_count = np.zeros(len(y))
     recalled = np.zeros(len(x), bool)
@@ -67,9 +81,9 @@ def prdc(reference, generated, *, k: int = 5, max_samples: int = 10_000, seed: i
         recalled[rows] = (dist < gen_radii[None, :]).any(axis=1)
         covered[rows] = dist.min(axis=1) < ref_radii[rows]
 
-    _reduce(x, y, visit)
+    _reduce(x, y, visit, precision)
     return {"precision": float(inside_any.mean()), "recall": float(recalled.mean()),
-            "density": float(inside_count.mean() / k), "coverage": float(covered.mean())}
+            "density": float((1.0 / k) * inside_count.mean()), "coverage": float(covered.mean())}
 
 
 def realism_score(reference, generated, *, k: int = 5, seed: int = 0, max_samples: int = 10_000) -> float:
