@@ -1,57 +1,114 @@
-"""The demo job end to end on a tiny cohort: every condition, every metric, the study's trends."""
+"""The study end to end on a small cohort: sweep tables, the paper's trends, downstream, Phase 2 and the report."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
+from GenMedEvalLib.cli import main
 from GenMedEvalLib.experiments.demo import paper_conditions, run_demo
+
+PAPER = (["gaussian_noise@0.01", "gaussian_noise@0.05", "gaussian_noise@0.1",
+          "rician_noise@0.01", "rician_noise@0.05", "rician_noise@0.1",
+          "poisson_noise@0.01", "poisson_noise@0.05", "poisson_noise@0.1",
+          "boundary_blur@1", "boundary_blur@2", "boundary_blur@3",
+          "radial_gradient@1", "radial_gradient@2", "radial_gradient@3",
+          "contrast_invention@0.05", "contrast_invention@0.07", "contrast_invention@0.1"]
+         + [f"{k}@{r}%" for k in ("external_duplication", "internal_duplication") for r in (5, 15, 30, 45)]
+         + ["mode_collapse@drop-rarest", "mode_collapse@drop-rarest-1:5"]
+         + [f"density_shift@{p}" for p in ("10:90", "25:75", "75:25", "90:10")])
 
 
 def test_paper_conditions_are_exactly_the_studys():
-    names = [c.name for c in paper_conditions()]
-    assert len(names) == len(set(names)) == 32
-    for kind in ("gaussian_noise", "rician_noise", "poisson_noise"):
-        assert [n for n in names if n.startswith(kind)] == [f"{kind}@{lvl}" for lvl in ("0.01", "0.05", "0.1")]
-    assert [n for n in names if n.startswith("external_duplication")] == [
-        f"external_duplication@{r}%" for r in (5, 15, 30, 45)]
-    assert [n for n in names if n.startswith("density_shift")] == [
-        f"density_shift@{p}" for p in ("10:90", "25:75", "75:25", "90:10")]
-    assert "mode_collapse@drop-rarest-1:5" in names
-    assert [n for n in names if n.startswith("boundary_blur")] == ["boundary_blur@1", "boundary_blur@2", "boundary_blur@3"]
+    assert [c.name for c in paper_conditions()] == PAPER
+    radial = {c.level: c.params["amplitude"] for c in paper_conditions() if c.perturbation == "radial_gradient"}
+    assert radial == pytest.approx({"1": 0.1, "2": 0.2, "3": 0.3})
+    assert next(c for c in paper_conditions() if c.name == "mode_collapse@drop-rarest-1:5").params["ratio"] == "1:5"
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    cache = tmp_path_factory.mktemp("cache")
     import os
 
-    os.environ["GENMEDEVAL_CACHE"] = str(cache)
-    report = run_demo(out, n=20, spacing=4.0, encoder="domain", max_slices=4, bootstrap=8)
+    out = tmp_path_factory.mktemp("demo")
+    os.environ["GENMEDEVAL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    report = run_demo(out, n=40, spacing=3.0, encoder="domain", max_slices=4, tumour_slices=2, bootstrap=8,
+                      downstream_max_volumes=2)
     return out, report
 
 
-def test_demo_tables_have_every_condition_and_metric(demo_run):
-    out, report = demo_run
-    with (out / "upstream.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    conditions = {r["condition"] for r in rows}
-    assert conditions == {c.name for c in paper_conditions()}
+def read_csv(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_sweep_tables_have_every_condition_and_metric(demo_run):
+    out, _ = demo_run
+    rows = read_csv(out / "upstream.csv")
+    assert list(dict.fromkeys(r["condition"] for r in rows)) == PAPER
     metrics = {r["metric"] for r in rows}
     assert {"fd", "fd_inf", "kd", "mmd", "asw", "precision", "recall", "density", "coverage", "realism",
-            "authpct", "vendi"} <= metrics
-    assert len(rows) == len(conditions) * len(metrics)
+            "authpct", "ct", "vendi"} <= metrics
+    assert len(rows) == len(PAPER) * len(metrics)
+    assert all(r["z"] != "" for r in rows if r["metric"] in ("fd", "kd", "precision"))
+
+
+def test_sweep_reproduces_the_studys_upstream_trends(demo_run):
+    out, _ = demo_run
+    rows = read_csv(out / "upstream.csv")
     value = {(r["condition"], r["metric"]): float(r["value"]) for r in rows if r["value"]}
-    # the study's trends: FD grows with Gaussian noise level
-    assert value[("gaussian_noise@0.01", "fd")] < value[("gaussian_noise@0.1", "fd")]
-    # ... and AuthPct falls when training volumes are copied into the evaluated set
     baseline = {r["metric"]: float(r["baseline"]) for r in rows if r["baseline"]}
-    assert value[("external_duplication@45%", "authpct")] < baseline["authpct"]
-    reuse = json.loads((out / "reuse.json").read_text())
-    assert reuse["network_forward_passes"] < reuse["naive_forward_passes"]  # set-level conditions re-use features
+    fd = [value[(f"gaussian_noise@{s}", "fd")] for s in ("0.01", "0.05", "0.1")]
+    assert baseline["fd"] < fd[0] < fd[1] < fd[2]  # FD grows with the noise level
+    assert value[("external_duplication@45%", "fd")] < baseline["fd"]  # ... improves when training data is copied
+    assert value[("external_duplication@45%", "authpct")] < baseline["authpct"]  # while AuthPct falls
+
+
+def test_downstream_table_has_every_condition(demo_run):
+    out, _ = demo_run
+    rows = read_csv(out / "downstream.csv")
+    assert [r["condition"] for r in rows] == ["baseline", *PAPER]
+    base = float(rows[0]["dice"])
+    assert 0.3 < base <= 1.0
+    flat = [float(r["dice"]) for r in rows if r["perturbation"] in ("internal_duplication", "density_shift")]
+    assert max(abs(d - base) for d in flat) < 0.15  # set-level conditions re-index the same volumes' scores
+    run = json.loads((out / "run.json").read_text())
+    assert run["volumes_segmented"] == 2 * (1 + 18) + 10  # baseline + per-volume conditions, + train for duplication
+
+
+def test_reuse_is_measured(demo_run):
+    out, _ = demo_run
+    run = json.loads((out / "run.json").read_text())
+    assert 0 < run["network_forward_passes"] < run["naive_forward_passes"] < run["naive_forward_passes_all_sets"]
+    assert run["reduction"] == pytest.approx(run["naive_forward_passes"] / run["network_forward_passes"], rel=0.01)
+
+
+def test_report_embeds_every_heat_map_and_view(demo_run):
+    out, report = demo_run
     page = report.read_text()
-    assert "data:image/png;base64," in page and "gaussian_noise@0.1" in page
-    assert (out / "perturbed" / "boundary_blur" / "2").is_dir()
+    pngs = sorted(out.glob("heatmap*.png")) + sorted((out / "views").glob("*.png")) + [out / "phase2" / "compare_heatmap.png"]
+    assert len(list(out.glob("heatmap_*.png"))) == 5  # one per perturbation family
+    assert len(list((out / "views").glob("*.png"))) >= 6  # original, perturbed and difference views
+    assert page.count('src="data:image/png;base64,') == len(pngs)
+    assert "Findings" in page and "Kendall tau" in page and "as if they were models" in page
+    assert re.search(r"Network forward passes \d+ against \d+", page)
+
+
+def test_phase2_compares_models_with_rank_agreement(demo_run):
+    out, _ = demo_run
+    summary = json.loads((out / "phase2" / "compare.json").read_text())
+    assert list(summary["models"]) == ["unperturbed", "gaussian 0.05", "rician 0.1", "boundary blur 3", "contrast 0.1"]
+    assert set(summary["predicted_dice"]) == set(summary["models"])
+    agreement = {a["metric"]: a for a in summary["agreement"]}
+    assert -1 <= agreement["fd"]["tau"] <= 1 and agreement["fd"]["n_models"] == 5
+
+
+def test_report_command_rewrites_and_refuses_other_folders(demo_run, tmp_path, capsys):
+    out, report = demo_run
+    report.unlink()
+    assert main(["report", str(out)]) == 0 and report.is_file()
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a sweep or compare run folder" in capsys.readouterr().err

@@ -192,3 +192,14 @@ def test_density_shift_gives_the_proportions(proportions):
     counts = Counter(groups[i] for i in out)
     assert len(out) == 40
     assert counts["A"] == int(np.floor(proportions[0] / 100 * 40 + 0.5))
+
+
+def test_boundary_blur_reaches_the_boundary_voxels_of_coarse_volumes():
+    """On 4 mm voxels no voxel centre lies within the 3 mm band: the band widens to one voxel each side."""
+    image = np.random.default_rng(0).random((20, 30, 30)).astype(np.float32)
+    mask = np.zeros(image.shape, bool)
+    mask[8:12, 10:20, 10:20] = True
+    out = perturb.boundary_blur(image, mask=mask, spacing=(4.0, 4.0, 4.0), sigma=3.0, band=3.0)
+    changed = out != image
+    dist = boundary_distance(mask, (4.0, 4.0, 4.0), "slice")
+    assert changed.sum() > 0 and np.all(dist[changed] <= 4.0)

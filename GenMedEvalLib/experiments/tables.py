@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 from pathlib import Path
@@ -45,7 +43,8 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def heatmap_png(rows: list[dict[str, Any]], path: Path) -> Path:
+def heatmap_png(rows: list[dict[str, Any]], path: Path,
+                title: str = "Upstream metrics under controlled perturbations (z-scores)") -> Path:
     """Metrics x conditions heat map of z-scores, diverging colour map centred on 0, annotated."""
     import matplotlib
 
@@ -74,7 +73,7 @@ def heatmap_png(rows: list[dict[str, Any]], path: Path) -> Path:
         if families[j] != families[j - 1]:
             ax.axvline(j - 0.5, color="black", linewidth=1)
     fig.colorbar(image, ax=ax, label="z-score of change from baseline (clipped at +-10)")
-    ax.set_title("Upstream metrics under controlled perturbations (z-scores)")
+    ax.set_title(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -82,56 +81,49 @@ def heatmap_png(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def write_outputs(out: Path, rows, baseline, feats, encoder, splits, seconds: float, max_slices: int) -> Path:
-    """Write upstream.csv/json, baseline.csv, reuse.json, heatmap.png and report.html; return the report path."""
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV text (header from the first row); empty string for no rows."""
+    return _csv_text(rows) if rows else ""
+
+
+def wide_rows(rows: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
+    """One row per condition, one column per metric, holding ``field`` (value or z)."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    by = {(r["condition"], r["metric"]): r.get(field) for r in rows}
+    return [{"condition": c, **{m: by.get((c, m)) for m in metrics}} for c in dict.fromkeys(r["condition"] for r in rows)]
+
+
+def family_heatmaps(rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    """One z-score heat map per perturbation family (the paper's Figures 4-7), plus the overall one.
+
+    Spread outputs (``kd_std``: the spread of KID's subset estimates) are tabled but not mapped: their
+    z-scores measure the estimator's noise, not the data, and would dominate the colour scale.
+    """
+    rows = [r for r in rows if not str(r["metric"]).endswith("_std")]
+    paths = [heatmap_png(rows, out / "heatmap.png")]
+    for family in dict.fromkeys(r["family"] for r in rows):
+        subset = [r for r in rows if r["family"] == family]
+        paths.append(heatmap_png(subset, out / f"heatmap_{family}.png", title=f"{family} perturbations (z-scores)"))
+    return paths
+
+
+def write_sweep_tables(out: Path, rows: list[dict[str, Any]], baseline, dice_rows: list[dict[str, Any]],
+                       run: dict[str, Any]) -> None:
+    """upstream.csv/json (with z-scores), baseline.csv, downstream.csv/json, run.json and the heat maps."""
     rows = add_zscores(rows, baseline)
     write_text(out / "upstream.csv", _csv_text(rows))
     write_text(out / "upstream.json", json.dumps(rows, indent=1))
+    write_text(out / "metrics_by_condition.csv", csv_text(wide_rows(rows, "value")))
+    write_text(out / "zscores_by_condition.csv", csv_text(wide_rows(rows, "z")))
     baseline.to_csv(out / "baseline.csv")
-    stats = feats.cache.stats
-    reuse = {"network_forward_passes": int(stats.forward_passes), "naive_forward_passes": int(feats.naive_slices),
-             "reduction": round(feats.naive_slices / max(stats.forward_passes, 1), 2), "encoder": encoder.name,
-             "encoder_identity": encoder.identity(), "max_slices_per_volume": max_slices,
-             "set_sizes": {k: len(v) for k, v in splits.items()}, "seconds": round(seconds, 1)}
-    write_text(out / "reuse.json", json.dumps(reuse, indent=1))
-    heat = heatmap_png(rows, out / "heatmap.png")
-    return write_text(out / "report.html", report_html(rows, baseline, reuse, heat))
-
-
-def report_html(rows, baseline, reuse, heat: Path) -> str:
-    """A self-contained page: what ran, the heat map (embedded), the baseline and condition tables."""
-    image = base64.b64encode(heat.read_bytes()).decode()
-    conditions = list(dict.fromkeys(r["condition"] for r in rows))
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    value = {(r["condition"], r["metric"]): r for r in rows}
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
-    body = []
-    for c in conditions:
-        cells = []
-        for m in metrics:
-            r = value.get((c, m))
-            v = "n/a" if r is None or r["value"] is None else f"{r['value']:.4g}"
-            z = "" if r is None or r["z"] is None else f" <small>(z {r['z']:.1f})</small>"
-            cells.append(f"<td>{v}{z}</td>")
-        body.append(f"<tr><th>{html.escape(c)}</th>{''.join(cells)}</tr>")
-    base_rows = "".join(
-        f"<tr><td>{html.escape(r.metric)}</td><td>{'n/a' if r.value is None else f'{r.value:.4g}'}</td>"
-        f"<td>{'' if r.ci_low is None else f'[{r.ci_low:.4g}, {r.ci_high:.4g}]'}</td><td>{r.better}</td>"
-        f"<td>{html.escape(r.note)}</td></tr>" for r in baseline.rows)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>GenMedEval demo report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f3f3f3}}</style></head><body>
-<h1>GenMedEval demo: Phase 1 on the built-in cohort</h1>
-<p>Reference set: the cohort's <em>reference</em> split ({reuse['set_sizes'].get('reference')} volumes);
-evaluated set: the <em>eval</em> split ({reuse['set_sizes'].get('eval')} volumes), perturbed at every level of
-Deo et al. 2025; <em>train</em> and <em>test</em> splits for AuthPct and CT. Encoder: <b>{html.escape(reuse['encoder'])}</b>
-({html.escape(reuse['encoder_identity'])}), axial slices, at most {reuse['max_slices_per_volume']} per volume.
-Network forward passes: {reuse['network_forward_passes']} against {reuse['naive_forward_passes']} for a naive
-run ({reuse['reduction']}x fewer; set-level conditions re-index cached features). Run time {reuse['seconds']} s.</p>
-<p>z-score = (value - baseline) / s, s = the baseline's bootstrap standard deviation ((97.5th - 2.5th percentile) / 3.92).
-Red: the metric went up; blue: down (check each metric's better direction below).</p>
-<img src="data:image/png;base64,{image}" style="max-width:100%">
-<h2>Baseline (unperturbed eval split vs reference)</h2>
-<table><tr><th>metric</th><th>value</th><th>95 % CI</th><th>better</th><th>note</th></tr>{base_rows}</table>
-<h2>Every condition</h2><table><tr><th>condition</th>{head}</tr>{''.join(body)}</table>
-</body></html>"""
+    baseline.to_json(out / "baseline.json")
+    if dice_rows:
+        base = dice_rows[0]["dice"]
+        for row in dice_rows:
+            row["change"] = None if row["dice"] is None or base is None else round(row["dice"] - base, 4)
+        write_text(out / "downstream.csv", _csv_text(dice_rows))
+        write_text(out / "downstream.json", json.dumps(dice_rows, indent=1))
+    write_text(out / "run.json", json.dumps(run, indent=1))
+    write_text(out / "reuse.json", json.dumps({k: run[k] for k in run if "forward" in k or "reduction" in k
+                                              or k in ("set_sizes", "encoder", "seconds")}, indent=1))
+    family_heatmaps(rows, out)

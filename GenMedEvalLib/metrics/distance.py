@@ -8,15 +8,36 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import blas
 
 from ._checks import MetricInputError, pair
 
+GRAM_BLOCK = 256
+
+
+def _gram(a: np.ndarray, block: int = GRAM_BLOCK) -> np.ndarray:
+    """a^T a from its lower block triangle (one product per panel of ``block`` columns), mirrored.
+
+    A symmetric rank-k update done with general products: about (1 + block / d) / 2 of the flops
+    of ``a.T @ a`` (56% at d = 2048), and the result is exactly symmetric off the diagonal blocks.
+    """
+    d = a.shape[1]
+    out = np.empty((d, d))
+    for start in range(0, d, block):
+        rows = slice(start, min(start + block, d))
+        panel = a[:, rows].T @ a[:, : rows.stop]
+        out[rows, : rows.stop] = panel
+        out[:start, rows] = panel[:, :start].T
+    return out
+
 
 def mean_cov(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and unbiased (N - 1) covariance, computed with one BLAS product on centred data."""
+    """Mean and unbiased (N - 1) covariance, from the symmetric product of the centred data."""
     mu = x.mean(axis=0)
     xc = x - mu
-    return mu, (xc.T @ xc) / (x.shape[0] - 1)
+    cov = _gram(xc)
+    cov /= x.shape[0] - 1
+    return mu, cov
 
 
 def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float | None:
@@ -29,9 +50,15 @@ def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float | None:
         chol = linalg.cholesky(s1, lower=True, check_finite=False)
     except linalg.LinAlgError:
         return None
-    middle = chol.T @ s2 @ chol
+    middle = _congruence(chol, s2)
     eig = linalg.eigvalsh((middle + middle.T) / 2, check_finite=False)
     return float(np.sqrt(np.clip(eig, 0, None)).sum())
+
+
+def _congruence(chol: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """L^T S2 L with two triangular products (BLAS trmm): half the flops of two general products."""
+    right = blas.dtrmm(1.0, chol, s2.T if s2.flags.c_contiguous else s2, side=1, lower=1)  # S2 L (S2 symmetric)
+    return blas.dtrmm(1.0, chol, right, side=0, lower=1, trans_a=1, overwrite_b=1)
 
 
 def _trace_sqrt_data_space(x: np.ndarray, y: np.ndarray) -> float:

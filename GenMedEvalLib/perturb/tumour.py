@@ -70,15 +70,18 @@ def boundary_blur(image: np.ndarray, *, mask: np.ndarray | None = None, spacing=
     The band is selected with Euclidean distance transforms inside and outside the mask; the
     blur is in-plane per slice (``mode="slice"``, the paper's sigma 1, 2, 3) or 3D with a
     per-axis sigma ``sigma / spacing``. Voxels farther than ``band`` from the boundary keep
-    their exact values. ``seed`` is unused (the operation is deterministic).
+    their exact values; on voxels coarser than ``band`` the band widens to one voxel either side
+    of the boundary (else nothing would change). ``seed`` is unused (the operation is deterministic).
     """
     _check_mode(mode)
     binary = require_mask(mask, image, "boundary_blur")
     spacing = tuple(float(s) for s in spacing)
     out = np.array(image, dtype=np.float32, copy=True)
-    crop = tumour_crop(binary, spacing, band + 4.0 * sigma)
+    crop = tumour_crop(binary, spacing, max(band, max(spacing)) + 4.0 * sigma)
     sub_mask = binary[crop]
-    in_band = boundary_distance(sub_mask, spacing, mode) <= band
+    # at least the voxel layers either side of the boundary, so coarse voxels (4 mm > 3 mm band) still blur
+    reach = max(band, max(spacing[1:]) if mode == "slice" else min(spacing))
+    in_band = boundary_distance(sub_mask, spacing, mode) <= reach
     sub_image = out[crop]
     per_axis = [sigma / s for s in spacing]
     if mode == "slice":

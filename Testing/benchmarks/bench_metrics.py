@@ -3,15 +3,18 @@
 - FD, N = 10,000 vs 10,000, d = 2048, covariances included: GenMedEval (Cholesky + eigvalsh) vs
   the scipy ``sqrtm`` path (pytorch-fid, clean-fid, MONAI) and the ``eigvals`` path
   (torch-fidelity, torchmetrics). Goals: >= 10x and >= 3x, same value to 1e-9.
-- PRDC, k = 5, 10,000 vs 10,000: GenMedEval (streamed blocks) vs the ``prdc`` package. Goal >= 2.5x,
+- PRDC, k = 5, 10,000 vs 10,000: GenMedEval (float32 tiles + exact recomputation) vs the ``prdc`` package. Goal >= 2.5x,
   identical values; peak memory of GenMedEval's PRDC at N = 20,000 (goal < 1.5 GB).
 - KID, 100 subsets of 1,000: vs the plain matrix-multiplication cost of the same kernels.
 - The whole suite (all but FLS and the image metrics) on 2,000 vs 2,000, d = 2048.
-Pass ``--quick`` for smaller sizes.
+Pass ``--quick`` for smaller sizes, ``--repeat`` for the back-to-back repetitions and ``--only
+fd,prdc,memory,kid,suite`` to run some sections. Peak memory: VmHWM of a fresh subprocess (whole
+process) and the tracemalloc peak of numpy allocations inside ``prdc()``.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -48,33 +51,75 @@ def fd_eigvals(x, y):
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig.real.clip(0)).sum())
 
 
-def peak_prdc_memory(n: int, d: int) -> float:
-    code = (f"import resource, numpy as np; from GenMedEvalLib.metrics import prdc; "
-            f"r=np.random.default_rng(0); x=r.standard_normal(({n},{d})).astype(np.float32); "
-            f"y=r.standard_normal(({n},{d})).astype(np.float32); prdc(x,y,k=5,max_samples={n}); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
-    return float(subprocess.check_output([sys.executable, "-c", code]).decode().strip())
+PEAK_CODE = """
+import sys, tracemalloc
+import numpy as np
+from GenMedEvalLib.metrics import prdc
 
 
-def main(quick: bool) -> None:
-    n, d = (2000, 512) if quick else (10_000, 2048)
-    x, y = features(n, d, 1), features(n, d, 2, shift=0.05)
-    ours, t_ours = timed(lambda: M.frechet_distance(x, y))
-    ref, t_ref = timed(lambda: fd_sqrtm(x.astype(np.float64), y.astype(np.float64)))
-    eig, t_eig = timed(lambda: fd_eigvals(x.astype(np.float64), y.astype(np.float64)))
-    print(f"FD N={n} d={d}: ours {t_ours:.2f} s | sqrtm {t_ref:.2f} s ({t_ref / t_ours:.1f}x) | "
-          f"eigvals {t_eig:.2f} s ({t_eig / t_ours:.1f}x) | rel diff vs sqrtm {abs(ours - ref) / ref:.1e}, "
-          f"vs eigvals {abs(ours - eig) / eig:.1e}")
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 
+
+n, d = int(sys.argv[1]), int(sys.argv[2])
+r = np.random.default_rng(0)
+x = r.standard_normal((n, d), dtype=np.float32)
+y = r.standard_normal((n, d), dtype=np.float32)
+before = hwm()
+tracemalloc.start()
+prdc(x, y, k=5, max_samples=n)
+traced = tracemalloc.get_traced_memory()[1] / 2**20
+print(before, hwm(), traced)
+"""
+
+
+def peak_prdc_memory(n: int, d: int) -> tuple[float, float, float]:
+    """(process peak before PRDC, process peak after, tracemalloc peak of PRDC's own allocations) in MB.
+
+    Measured in a fresh subprocess. The process peak is VmHWM of /proc/self/status (peak resident
+    memory of this process image, interpreter, libraries and the two float32 input sets included);
+    ru_maxrss is not used because Linux carries the parent's peak over fork + exec. tracemalloc
+    sees numpy's allocations made inside prdc().
+    """
+    out = subprocess.check_output([sys.executable, "-c", PEAK_CODE, str(n), str(d)]).decode().split()
+    before, after, traced = (float(v) for v in out)
+    return before, after, traced
+
+
+def bench_fd(x, y, repeat: int) -> None:
+    """FD: ours, then the sqrtm and eigvals paths, back to back, ``repeat`` times."""
+    n, d = x.shape
+    for rep in range(repeat):
+        ours, t_ours = timed(lambda: M.frechet_distance(x, y))
+        ref, t_ref = timed(lambda: fd_sqrtm(x.astype(np.float64), y.astype(np.float64)))
+        eig, t_eig = timed(lambda: fd_eigvals(x.astype(np.float64), y.astype(np.float64)))
+        print(f"FD N={n} d={d} run {rep + 1}: ours {t_ours:.2f} s | sqrtm {t_ref:.2f} s "
+              f"({t_ref / t_ours:.1f}x, goal >= 10x) | eigvals {t_eig:.2f} s ({t_eig / t_ours:.1f}x, goal >= 3x) | "
+              f"rel diff vs sqrtm {abs(ours - ref) / ref:.1e}, vs eigvals {abs(ours - eig) / eig:.1e}", flush=True)
+
+
+def bench_prdc(x, y, repeat: int) -> None:
+    """PRDC: ours then the prdc package, back to back, ``repeat`` times; results must be identical."""
     from prdc import compute_prdc
 
-    ours_p, t_ours = timed(lambda: M.prdc(x, y, k=5))
-    ref_p, t_ref = timed(lambda: compute_prdc(real_features=x, fake_features=y, nearest_k=5))
-    same = all(ours_p[k] == ref_p[k] for k in ref_p)
-    print(f"PRDC N={n}: ours {t_ours:.2f} s | prdc package {t_ref:.2f} s ({t_ref / t_ours:.1f}x) | identical: {same}")
-    big = 4000 if quick else 20_000
-    print(f"PRDC peak memory (whole process) at N={big}, d={d}: {peak_prdc_memory(big, d):.0f} MB")
+    n = len(x)
+    for rep in range(repeat):
+        ours_p, t_ours = timed(lambda: M.prdc(x, y, k=5, max_samples=n))
+        ref_p, t_ref = timed(lambda: compute_prdc(real_features=x, fake_features=y, nearest_k=5))
+        same = all(ours_p[k] == ref_p[k] for k in ref_p)
+        print(f"PRDC k=5 N={n} d={x.shape[1]} run {rep + 1}: ours {t_ours:.2f} s | prdc package {t_ref:.2f} s "
+              f"({t_ref / t_ours:.1f}x, goal >= 2.5x) | identical: {same}", flush=True)
 
+
+def bench_memory(big: int, d: int) -> None:
+    before, after, traced = peak_prdc_memory(big, d)
+    print(f"PRDC peak memory at N={big}, d={d} (float32 inputs, {2 * big * d * 4 / 2**20:.0f} MB of them): "
+          f"process peak (VmHWM) {after:.0f} MB (before prdc {before:.0f} MB; goal < 1500 MB), "
+          f"tracemalloc peak inside prdc {traced:.0f} MB", flush=True)
+
+
+def bench_kid(x, y) -> None:
     ours_k, t_ours = timed(lambda: M.kernel_distance(x, y, num_subsets=100, subset_size=1000))
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
 
@@ -86,12 +131,34 @@ def main(quick: bool) -> None:
     _, t_mm = timed(matmul_only)
     print(f"KID 100 x 1000: ours {t_ours:.2f} s | plain matmuls {t_mm:.2f} s (ratio {t_ours / t_mm:.2f}, goal <= 1.2)")
 
-    m = 500 if quick else 2000
+
+def bench_suite(m: int, d: int) -> None:
     sets = {"reference": features(m, d, 3), "generated": features(m, d, 4, 0.05), "train": features(m, d, 5),
             "test": features(m // 2, d, 6)}
     _, t_suite = timed(lambda: M.compute_suite(sets, "all"))
     print(f"suite (all feature metrics) {m} vs {m}, d={d}: {t_suite:.1f} s (goal < 60 s)")
 
 
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (N=2000, d=512)")
+    parser.add_argument("--repeat", type=int, default=2, help="back-to-back repetitions of FD and PRDC")
+    parser.add_argument("--only", default="fd,prdc,memory,kid,suite", help="comma-separated sections")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    n, d = (2000, 512) if args.quick else (10_000, 2048)
+    x, y = features(n, d, 1), features(n, d, 2, shift=0.05)
+    if "fd" in only:
+        bench_fd(x, y, args.repeat)
+    if "prdc" in only:
+        bench_prdc(x, y, args.repeat)
+    if "memory" in only:
+        bench_memory(4000 if args.quick else 20_000, d)
+    if "kid" in only:
+        bench_kid(x, y)
+    if "suite" in only:
+        bench_suite(500 if args.quick else 2000, d)
+
+
 if __name__ == "__main__":
-    main("--quick" in sys.argv)
+    main(sys.argv[1:])

@@ -1,0 +1,238 @@
+"""The sweep configuration (YAML): data sets, features, metrics, downstream, perturbations and their levels.
+
+```yaml
+name: my-study
+data:                                   # a folder, or {folder: PATH, split: NAME} to use one cohort.csv split
+  base: {folder: cohort/images, split: eval}        # the set that is perturbed
+  reference: {folder: cohort/images, split: reference}
+  train: {folder: cohort/images, split: train}      # optional: external duplication, AuthPct, CT
+  test: {folder: cohort/images, split: test}        # optional: CT score
+features: {encoder: domain, max_slices: 6, tumour_slices: 2}
+metrics: all                            # or a list of metric names
+bootstrap: 20
+seed: 0
+downstream: {enabled: true, segmenter: null, max_volumes: null}
+perturbations:                          # omitted = every perturbation at the paper's levels
+  gaussian_noise: ["0.01", "0.05", "0.1"]          # preset level names (`genmedeval perturb --list`)
+  boundary_blur: [{sigma: 1.5}, "3"]               # or explicit parameters
+```
+Relative paths are resolved against the config file's folder. Every problem is reported as one
+line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ParameterError
+
+SET_NAMES = ("base", "reference", "train", "test")
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A folder of volumes, optionally restricted to one split of its cohort.csv."""
+
+    folder: Path
+    split: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.folder}" + (f" (split {self.split})" if self.split else "")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One perturbation at one level, with the exact parameters and seed that regenerate it."""
+
+    perturbation: str
+    level: str
+    params: dict[str, Any]
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.perturbation}@{self.level}"
+
+
+@dataclass
+class SweepConfig:
+    """A validated sweep: where the data is, how to encode it, what to compute, which conditions."""
+
+    name: str
+    data: dict[str, DataSet]
+    conditions: list[Condition]
+    encoder: str = "domain"
+    max_slices: int | None = 6
+    tumour_slices: int = 2
+    metrics: list[str] | str = "all"
+    bootstrap: int = 20
+    seed: int = 0
+    downstream: bool = True
+    segmenter: str | None = None
+    downstream_max_volumes: int | None = None
+    source: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def paper_conditions(seed: int = 0) -> list[Condition]:
+    """Every perturbation of the study at each of the paper's levels (50:50 density is the baseline)."""
+    from ..perturb import PERTURBATIONS
+
+    return [Condition(spec.name, level, spec.validate(params), seed)
+            for spec in PERTURBATIONS.values() for level, params in spec.presets.items()
+            if not (spec.name == "density_shift" and level == "50:50")]
+
+
+def default_config_text() -> str:
+    """The default config as YAML: the paper's conditions on the demo cohort's splits."""
+    import yaml
+
+    levels: dict[str, list[str]] = {}
+    for condition in paper_conditions():
+        levels.setdefault(condition.perturbation, []).append(condition.level)
+    body = yaml.safe_dump({"perturbations": levels}, sort_keys=False, default_flow_style=None)
+    return f"""# GenMedEval Phase 1 sweep: the conditions of Deo et al. 2025 (Metrics that matter).
+name: paper-default
+data:
+  base: {{folder: cohort/images, split: eval}}
+  reference: {{folder: cohort/images, split: reference}}
+  train: {{folder: cohort/images, split: train}}
+  test: {{folder: cohort/images, split: test}}
+features: {{encoder: domain, max_slices: 6, tumour_slices: 2}}
+metrics: all
+bootstrap: 20
+seed: 0
+downstream: {{enabled: true, segmenter: null, max_volumes: null}}
+{body}"""
+
+
+def _fail(path: Path | None, key: str, problem: str) -> InputError:
+    return InputError(f"{key}: {problem}", path)
+
+
+def _dataset(value: Any, key: str, base_dir: Path, path: Path | None) -> DataSet:
+    if isinstance(value, str):
+        folder, split = value, None
+    elif isinstance(value, Mapping) and "folder" in value:
+        unknown = set(value) - {"folder", "split"}
+        if unknown:
+            raise _fail(path, key, f"unknown key(s) {', '.join(sorted(unknown))} (use folder, split)")
+        folder, split = value["folder"], value.get("split")
+    else:
+        raise _fail(path, key, "expected a folder path or {folder: PATH, split: NAME}")
+    resolved = Path(folder) if Path(folder).is_absolute() else base_dir / folder
+    return DataSet(resolved, None if split is None else str(split))
+
+
+def _conditions(value: Any, seed: int, path: Path | None) -> list[Condition]:
+    from ..perturb import PERTURBATIONS
+
+    if value is None:
+        return paper_conditions(seed)
+    if not isinstance(value, Mapping) or not value:
+        raise _fail(path, "perturbations", "expected a mapping of perturbation name -> list of levels")
+    out = []
+    for name, levels in value.items():
+        if name not in PERTURBATIONS:
+            raise _fail(path, f"perturbations.{name}", f"unknown perturbation (choose from {', '.join(PERTURBATIONS)})")
+        spec = PERTURBATIONS[name]
+        if not isinstance(levels, list) or not levels:
+            raise _fail(path, f"perturbations.{name}", "expected a non-empty list of levels")
+        for i, level in enumerate(levels):
+            key = f"perturbations.{name}[{i}]"
+            try:
+                if isinstance(level, Mapping):
+                    params = spec.validate(dict(level))
+                    label = ",".join(f"{k}={v}" for k, v in sorted(dict(level).items())) or "default"
+                else:
+                    label = str(level)
+                    if label not in spec.presets:
+                        raise ParameterError(f"unknown level '{label}' (levels: {', '.join(spec.presets)})")
+                    params = spec.validate(spec.presets[label])
+            except ParameterError as exc:
+                raise _fail(path, key, str(exc)) from None
+            out.append(Condition(name, label, params, seed))
+    names = [c.name for c in out]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _fail(path, "perturbations", f"duplicate condition(s) {', '.join(duplicates)}")
+    return out
+
+
+def _int(value: Any, key: str, path: Path | None, low: int = 0, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _fail(path, key, f"expected an integer >= {low}, got {value!r}")
+    return value
+
+
+def parse_config(raw: Any, *, path: Path | None = None, base_dir: Path | None = None) -> SweepConfig:
+    """A validated ``SweepConfig`` from the parsed YAML mapping ``raw``."""
+    from ..metrics.suite import resolve_metrics
+
+    if not isinstance(raw, Mapping):
+        raise _fail(path, "(top level)", "expected a mapping")
+    known = {"name", "data", "features", "metrics", "bootstrap", "seed", "downstream", "perturbations"}
+    unknown = set(raw) - known
+    if unknown:
+        raise _fail(path, ", ".join(sorted(unknown)), f"unknown key(s); known keys: {', '.join(sorted(known))}")
+    base_dir = base_dir or (path.parent if path else Path.cwd())
+    data_raw = raw.get("data")
+    if not isinstance(data_raw, Mapping):
+        raise _fail(path, "data", "expected a mapping with at least base and reference")
+    for needed in ("base", "reference"):
+        if needed not in data_raw:
+            raise _fail(path, f"data.{needed}", "missing")
+    extra = set(data_raw) - set(SET_NAMES)
+    if extra:
+        raise _fail(path, "data", f"unknown set(s) {', '.join(sorted(extra))} (use {', '.join(SET_NAMES)})")
+    data = {name: _dataset(value, f"data.{name}", base_dir, path) for name, value in data_raw.items()}
+    seed = _int(raw.get("seed", 0), "seed", path)
+    features = raw.get("features") or {}
+    if not isinstance(features, Mapping) or set(features) - {"encoder", "max_slices", "tumour_slices"}:
+        raise _fail(path, "features", "expected {encoder, max_slices, tumour_slices}")
+    metrics = raw.get("metrics", "all")
+    try:
+        resolve_metrics(metrics if isinstance(metrics, str) else list(metrics))
+    except (ParameterError, TypeError) as exc:
+        raise _fail(path, "metrics", str(exc)) from None
+    downstream = raw.get("downstream", {"enabled": True})
+    if isinstance(downstream, bool):
+        downstream = {"enabled": downstream}
+    if not isinstance(downstream, Mapping) or set(downstream) - {"enabled", "segmenter", "max_volumes"}:
+        raise _fail(path, "downstream", "expected true/false or {enabled, segmenter, max_volumes}")
+    encoder = str(features.get("encoder", "domain"))
+    from ..features.registry import ENCODERS
+
+    if encoder not in ENCODERS:
+        raise _fail(path, "features.encoder", f"unknown encoder '{encoder}' (choose from {', '.join(ENCODERS)})")
+    return SweepConfig(
+        name=str(raw.get("name", path.stem if path else "sweep")), data=data,
+        conditions=_conditions(raw.get("perturbations"), seed, path), encoder=encoder,
+        max_slices=_int(features.get("max_slices", 6), "features.max_slices", path, 1, allow_none=True),
+        tumour_slices=_int(features.get("tumour_slices", 2), "features.tumour_slices", path),
+        metrics=metrics if isinstance(metrics, str) else list(metrics),
+        bootstrap=_int(raw.get("bootstrap", 20), "bootstrap", path), seed=seed,
+        downstream=bool(downstream.get("enabled", True)), segmenter=downstream.get("segmenter"),
+        downstream_max_volumes=_int(downstream.get("max_volumes"), "downstream.max_volumes", path, 1, allow_none=True),
+        source=path, raw=dict(raw))
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a YAML sweep config."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("config file not found", path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", path) from None
+    return parse_config(raw, path=path)

@@ -1,0 +1,11 @@
+"""Downstream segmentation: one ``Segmenter`` interface (a volume in, a binary tumour mask out).
+
+Built in: a MONAI 2D U-Net applied slice by slice (``builtin``), trained on the demo cohort by
+``genmedeval train-segmenter`` and shipped in ``Resources/Models/segmenter.pt``. Plug-ins: a
+TorchScript file or a MONAI bundle directory (``plugins``), selected by path in ``load_segmenter``.
+"""
+
+from .base import Segmenter, check_output, segment_many, segment_volume
+from .loader import DEFAULT_SEGMENTER, load_segmenter
+
+__all__ = ["DEFAULT_SEGMENTER", "Segmenter", "check_output", "load_segmenter", "segment_many", "segment_volume"]

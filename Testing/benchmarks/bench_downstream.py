@@ -1,0 +1,78 @@
+"""Downstream speed on one BraTS-sized volume (240 x 240 x 155, 1 mm) on this machine's CPU.
+
+Goal (issue #4): predicted Dice under 5 s. Prints the shipped segmenter's time, the quality
+predictor's time (64-pixel crops, 4 test-time flips), and, as the reference, the EvaNySeg design
+(a ResNet-18 on 224-pixel slices of the blended image and mask, one pass per mask slice) timed on
+the same slices in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from GenMedEvalLib.cohort.build import make_case
+from GenMedEvalLib.io import normalize_intensity
+from GenMedEvalLib.quality import load_predictor
+from GenMedEvalLib.quality.crops import slice_crops
+from GenMedEvalLib.segment import load_segmenter
+
+
+def brats_sized_case() -> tuple[np.ndarray, np.ndarray]:
+    """A 1 mm demo-cohort brain with a tumour, padded/cropped to 155 x 240 x 240 (z, y, x)."""
+    image, mask, _, _ = make_case(1, seed=0, spacing=1.0)
+    out_i, out_m = np.zeros((155, 240, 240), np.float32), np.zeros((155, 240, 240), np.uint8)
+    z0 = max((image.shape[0] - 155) // 2, 0)
+    sz, sy, sx = min(image.shape[0], 155), min(image.shape[1], 240), min(image.shape[2], 240)
+    out_i[:sz, :sy, :sx] = image[z0:z0 + sz, :sy, :sx]
+    out_m[:sz, :sy, :sx] = mask[z0:z0 + sz, :sy, :sx]
+    return normalize_intensity(out_i), out_m
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def reference_evanyseg(image: np.ndarray, mask: np.ndarray) -> float:
+    """Time the reference design: ResNet-18, blended input 0.5 image + 0.5 mask, 224 px, per mask slice."""
+    from monai.networks.nets import resnet18
+
+    net = resnet18(spatial_dims=2, n_input_channels=1, num_classes=1).eval()
+    crops = slice_crops(image, mask, (1.0, 1.0, 1.0), size=224)
+    blended = torch.from_numpy(0.5 * crops.inputs[:, :1] + 0.5 * crops.inputs[:, 1:])
+
+    def run() -> None:
+        with torch.inference_mode():
+            net(blended)
+
+    return best_of(run)
+
+
+def main() -> None:
+    image, mask = brats_sized_case()
+    spacing = (1.0, 1.0, 1.0)
+    segmenter, predictor = load_segmenter(), load_predictor()
+    seg_time = best_of(lambda: segmenter.segment(image, spacing), repeats=2)
+    predicted = segmenter.segment(image, spacing)
+    judged = predicted if predicted.any() else mask
+    quality_time = best_of(lambda: predictor.predict_dice(image, judged, spacing))
+    ref_time = reference_evanyseg(image, judged)
+    slices = int(judged.any(axis=(1, 2)).sum())
+    print(f"volume 155 x 240 x 240, {slices} mask slices, torch threads {torch.get_num_threads()}")
+    print(f"segmenter (2D U-Net, 2 mm slices):     {seg_time:6.2f} s")
+    print(f"predicted Dice (ours, 64 px, 4 flips):  {quality_time:6.2f} s   goal < 5 s: "
+          f"{'met' if quality_time < 5 else 'NOT met'}")
+    print(f"reference EvaNySeg (ResNet-18, 224 px): {ref_time:6.2f} s   ratio reference/ours "
+          f"{ref_time / quality_time:5.1f}x")
+    print(f"segment + predict:                      {seg_time + quality_time:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Ground-truth-free quality: Dice definition, mask perturbations, crops, training recipe, CLI, shipped accuracy."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from GenMedEvalLib.cli import main
+from GenMedEvalLib.errors import InputError
+from GenMedEvalLib.io import Volume, write_volume
+from GenMedEvalLib.quality import (
+    dice_score,
+    evanyseg_score,
+    load_predictor,
+    predict_dice,
+    predict_slices,
+    slice_dice,
+)
+from GenMedEvalLib.quality.crops import slice_crops
+from GenMedEvalLib.quality.masks import MASK_OPS, apply_op, random_masks
+
+
+def ball(shape=(20, 48, 48), centre=(10, 24, 24), radius=8.0) -> np.ndarray:
+    grid = np.indices(shape)
+    return (sum((grid[a] - centre[a]) ** 2 for a in range(3)) <= radius**2).astype(np.uint8)
+
+
+def test_dice_matches_set_arithmetic_with_smoothing():
+    rng = np.random.default_rng(1)
+    p, g = rng.random((6, 7, 8)) > 0.5, rng.random((6, 7, 8)) > 0.6
+    inter = sum(1 for a, b in zip(p.ravel(), g.ravel(), strict=True) if a and b)
+    assert dice_score(p, g) == pytest.approx((2 * inter + 1) / (p.sum() + g.sum() + 1))
+    assert dice_score(np.zeros(5), np.zeros(5)) == 1.0
+    assert dice_score(p, p) == 1.0
+    per_slice = slice_dice(p, g, axis=1)
+    assert per_slice == pytest.approx([dice_score(p[:, i], g[:, i]) for i in range(7)])
+
+
+@pytest.mark.parametrize("name", sorted(MASK_OPS))
+def test_each_mask_operation_is_seeded_leaves_input_alone_and_lowers_dice(name):
+    truth = ball()
+    before = truth.copy()
+    fg = np.ones(truth.shape, bool)
+    masks = [apply_op(name, truth, 0, 0.8, np.random.default_rng(5), fg) for _ in range(2)]
+    np.testing.assert_array_equal(truth, before)
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert dice_score(masks[0], truth) < 0.98
+
+
+def test_erosion_and_dilation_move_volume_the_right_way_and_strength_matters():
+    truth = ball()
+    rng = np.random.default_rng(0)
+    assert apply_op("erode", truth, 0, 1.0, rng).sum() < apply_op("erode", truth, 0, 0.0, rng).sum() < truth.sum()
+    assert apply_op("dilate", truth, 0, 1.0, rng).sum() > apply_op("dilate", truth, 0, 0.0, rng).sum() > truth.sum()
+    # in-plane only: no slice gains mask where the truth had none
+    grown = apply_op("dilate", truth, 0, 1.0, rng)
+    assert not grown[~truth.any(axis=(1, 2))].any()
+
+
+def test_random_masks_cover_the_dice_range():
+    pairs = random_masks(ball(), 0, 20, np.random.default_rng(3), foreground=np.ones((20, 48, 48), bool))
+    dices = np.array([d for _, d in pairs])
+    assert len(pairs) == 20 and all(m.any() for m, _ in pairs)
+    assert dices.min() < 0.2 and dices.max() > 0.85
+    assert len(np.unique(np.minimum((dices * 5).astype(int), 4))) == 5  # every fifth of 0..1 is present
+    assert [dice_score(m, ball()) for m, _ in pairs] == pytest.approx(list(dices))
+
+
+def test_crops_centre_the_mask_on_every_touched_slice():
+    image = np.random.default_rng(0).random((20, 48, 48)).astype(np.float32)
+    mask = ball()
+    crops = slice_crops(image, mask, (1.0, 1.0, 1.0), size=32)
+    touched = np.nonzero(mask.any(axis=(1, 2)))[0]
+    np.testing.assert_array_equal(crops.index, touched)
+    assert crops.inputs.shape == (len(touched), 2, 32, 32)
+    assert crops.areas == pytest.approx(mask[touched].sum(axis=(1, 2)))
+    centre = crops.inputs[len(touched) // 2, 1]
+    assert centre[16, 16] > 0.99 and centre[0, 0] == 0.0  # mask in the middle, background at the border
+    assert 0.0 <= crops.inputs[:, 0].min() and crops.inputs[:, 0].max() <= 1.0
+    assert slice_crops(image, np.zeros_like(mask), (1, 1, 1)).inputs.shape[0] == 0
+
+
+def test_thick_slices_are_cropped_along_the_thick_axis():
+    mask = ball(shape=(30, 40, 10), centre=(15, 20, 5), radius=4)
+    crops = slice_crops(np.ones(mask.shape, np.float32), mask, (1.0, 1.0, 5.0), size=16)
+    assert crops.axis == 2 and set(crops.index) == set(np.nonzero(mask.any(axis=(0, 1)))[0])
+
+
+def test_quality_training_recipe_is_seeded(tmp_path):
+    import torch
+
+    from GenMedEvalLib.quality.dataset import build_quality_data
+    from GenMedEvalLib.quality.train import balanced_weights, train_quality
+
+    image = np.random.default_rng(0).random((20, 48, 48)).astype(np.float32)
+    data = build_quality_data([(image, ball(), (1.0, 1.0, 1.0))], n_masks=4, seed=0, show_progress=False, size=32)
+    assert len(data) == 4
+    inputs, targets = data.slices()
+    weights = balanced_weights(targets)
+    deciles = np.minimum((targets * 10).astype(int), 9)
+    totals = [weights[deciles == d].sum() for d in np.unique(deciles)]
+    assert totals == pytest.approx([1 / len(totals)] * len(totals))
+    paths = [train_quality(tmp_path / f"{n}.pt", data, steps=3, batch=8, size=32)[0] for n in "ab"]
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in paths)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    scores = load_predictor(paths[0]).predict_slices(image, ball(), (1.0, 1.0, 1.0))
+    assert len(scores.predicted) == len(scores.index) and ((0 <= scores.predicted) & (scores.predicted <= 1)).all()
+    assert (scores.spread >= 0).all()
+
+
+def test_bad_masks_are_one_line_errors():
+    image = np.zeros((4, 8, 8), np.float32)
+    with pytest.raises(InputError, match="does not match"):
+        predict_dice(image, np.ones((4, 8, 9), np.uint8))
+    with pytest.raises(InputError, match="empty"):
+        predict_dice(image, np.zeros((4, 8, 8), np.uint8))
+    with pytest.raises(InputError, match="not binary"):
+        predict_dice(image, np.full((4, 8, 8), 0.5))
+
+
+@pytest.fixture(scope="module")
+def heldout_results(artifacts_dir):
+    from GenMedEvalLib.quality.evaluate import accuracy, calibration_plot
+    from GenMedEvalLib.quality.heldout import cohort_heldout, real_heldout
+    from GenMedEvalLib.segment import load_segmenter
+
+    predictor = load_predictor()
+    results = {"held-out demo cohort": accuracy(predictor, cohort_heldout(4, 6, segmenter=load_segmenter())),
+               "real MRI, perturbed masks": accuracy(predictor, real_heldout(16))}
+    calibration_plot(results, artifacts_dir / "quality_calibration.png")
+    return results
+
+
+def test_shipped_predictor_is_accurate_on_held_out_cohort(heldout_results):
+    acc = heldout_results["held-out demo cohort"]
+    assert acc.n >= 24 and acc.true.min() < 0.3 and acc.true.max() > 0.8  # the set spans the range
+    assert acc.pearson_r >= 0.85, acc.summary()  # issue #4 goal: r >= 0.85 (met)
+    # Issue #4's MAE goal is 0.07; the shipped model measures 0.083 on this set (see Resources/Models/README.md).
+    # This bound guards against regressions; it is not the goal.
+    assert acc.mae <= 0.09, acc.summary()
+
+
+def test_shipped_predictor_generalises_to_the_real_mri(heldout_results, real_dir):
+    acc = heldout_results["real MRI, perturbed masks"]
+    assert acc.pearson_r >= 0.7, acc.summary()
+
+
+def test_shipped_model_is_small():
+    from GenMedEvalLib.quality.model import default_quality_path
+
+    assert default_quality_path().stat().st_size < 10e6
+
+
+def test_evanyseg_score_segments_then_predicts():
+    from GenMedEvalLib.quality.heldout import cohort_heldout_cases
+
+    image, truth, spacing = cohort_heldout_cases(1)[0]
+    score, mask = evanyseg_score(image, spacing)
+    assert mask.shape == image.shape and mask.any()
+    assert score == pytest.approx(predict_dice(image, mask, spacing_zyx=spacing))
+    assert abs(score - dice_score(mask, truth)) < 0.2
+    slices = predict_slices(image, mask, spacing_zyx=spacing)
+    assert score == pytest.approx(np.clip(np.average(slices.predicted, weights=slices.areas), 0, 1))
+
+
+def write_case(folder, name, image, mask=None, mask_dir=None):
+    vol = Volume(image.astype(np.float32), spacing=(2.0, 2.0, 2.0))
+    write_volume(vol, folder / f"{name}.nii.gz")
+    if mask is not None:
+        write_volume(vol, mask_dir / f"{name}.nii.gz", mask.astype(np.uint8))
+
+
+def test_quality_cli_table_with_true_dice(tmp_path, capsys):
+    from GenMedEvalLib.quality.heldout import cohort_heldout_cases
+
+    (image, truth, _), = cohort_heldout_cases(1)
+    pred = apply_op("dilate", truth, 0, 0.6, np.random.default_rng(0))
+    write_case(tmp_path / "images", "case", image, truth, tmp_path / "truth")
+    write_case(tmp_path / "pred_src", "case", image, pred, tmp_path / "pred")
+    out = tmp_path / "q.csv"
+    code = main(["quality", "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "truth"),
+                 "--predictions", str(tmp_path / "pred"), "--out", str(out), "--slices"])
+    assert code == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert float(row["true_dice"]) == pytest.approx(dice_score(pred, truth), abs=1e-4)
+    assert float(row["predicted_dice"]) == pytest.approx(predict_dice(image, pred, spacing_zyx=(2, 2, 2)), abs=1e-4)
+    assert out.with_suffix(".slices.json").is_file()
+
+
+def test_quality_cli_mismatched_prediction_is_one_line(tmp_path, capsys):
+    write_case(tmp_path / "images", "case", np.random.default_rng(0).random((6, 10, 10)))
+    write_volume(Volume(np.ones((6, 10, 11), np.float32), spacing=(2.0, 2.0, 2.0)), tmp_path / "pred" / "case.nii.gz")
+    code = main(["quality", "--images", str(tmp_path / "images"), "--predictions", str(tmp_path / "pred"),
+                 "--out", str(tmp_path / "q.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "case.nii.gz" in err
+    assert not (tmp_path / "q.csv").exists()

@@ -1,0 +1,223 @@
+"""The module's logic (GenMedEvalLogic delegates to SceneLogic) on a real vtkMRMLScene, without Slicer's GUI."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from GenMedEvalLib import mrml
+from GenMedEvalLib.errors import InputError, ParameterError
+from GenMedEvalLib.io import Volume, normalize_intensity
+from GenMedEvalLib.perturb import PERTURBATIONS, apply_perturbation
+from GenMedEvalLib.scene_logic import (
+    MODULE_CONTROLS,
+    SceneLogic,
+    evaluate_command,
+    module_params,
+    progress_percent,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE = ROOT / "GenMedEval" / "GenMedEval.py"
+
+
+@pytest.fixture(scope="module")
+def app():
+    return mrml.get_app()
+
+
+@pytest.fixture
+def scene(app):
+    yield app.scene
+    app.scene.Clear(0)
+
+
+@pytest.fixture(scope="module")
+def small_case():
+    """The self-test's case: a 24 x 64 x 64 noisy volume, 2 mm slices, with a bright ellipsoid tumour."""
+    rng = np.random.default_rng(0)
+    array = rng.normal(0.4, 0.05, (24, 64, 64)).astype(np.float32)
+    zz, yy, xx = np.ogrid[:24, :64, :64]
+    tumour = ((zz - 12) ** 2 * 4 + (yy - 30) ** 2 + (xx - 34) ** 2) < 100
+    array[tumour] = 0.9
+    return Volume(array, spacing=(1.0, 1.0, 2.0), origin=(-31.0, -40.0, 5.0)), tumour.astype(np.uint8)
+
+
+def parameter_node_defaults() -> dict[str, tuple[object, tuple[float, float] | None]]:
+    """{field: (default, WithinRange bounds or None)} of GenMedEvalParameterNode, read from the module source."""
+    tree = ast.parse(MODULE.read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "GenMedEvalParameterNode")
+    out = {}
+    for stmt in cls.body:
+        if not isinstance(stmt, ast.AnnAssign):
+            continue
+        bounds = None
+        for call in ast.walk(stmt.annotation):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "WithinRange":
+                bounds = tuple(ast.literal_eval(a) for a in call.args)
+        default = ast.literal_eval(stmt.value) if stmt.value is not None else None
+        out[stmt.target.id] = (default, bounds)
+    return out
+
+
+def preview_kinds() -> tuple[str, ...]:
+    tree = ast.parse(MODULE.read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "PREVIEW_KINDS")
+    return ast.literal_eval(node.value)
+
+
+def test_module_controls_match_the_perturbation_registry():
+    """Each preview kind's controls are parameter-node fields whose defaults and upper limits are the registry's."""
+    fields = parameter_node_defaults()
+    assert set(preview_kinds()) == set(MODULE_CONTROLS)
+    for kind, controls in MODULE_CONTROLS.items():
+        spec = PERTURBATIONS[kind]
+        assert spec.kind == "volume"
+        for param, control in controls.items():
+            assert param in spec.params, (kind, param)
+            default, bounds = fields[control]
+            assert default == spec.params[param].default, (kind, param)
+            if bounds is not None:
+                assert bounds[1] == spec.params[param].high, (kind, param)
+        values = module_params(kind, {name: default for name, (default, _) in fields.items()})
+        assert spec.validate(values) == spec.validate({})  # the panel's defaults are the library's defaults
+    with pytest.raises(ParameterError, match="preview offers"):
+        module_params("duplication", {})
+
+
+def test_preview_matches_the_library_and_marks_changes(scene, small_case):
+    volume, tumour = small_case
+    source = mrml.add_volume_node(scene, volume, "selftest-volume")
+    mask_node = mrml.add_volume_node(scene, volume, "selftest-mask", array=tumour, label=True)
+    preview = SceneLogic(scene).perturb(source, "radial_gradient", {"amplitude": 0.3}, mask_node=mask_node, seed=4)
+    expected = apply_perturbation("radial_gradient", normalize_intensity(volume.array), mask=tumour,
+                                  spacing=volume.spacing_zyx, seed=4, amplitude=0.3)
+    got = mrml.volume_from_node(preview.volume_node)
+    np.testing.assert_allclose(got.array, expected, atol=1e-6)
+    assert got.spacing == pytest.approx(volume.spacing) and got.origin == pytest.approx(volume.origin)
+    labels = mrml.array_from_node(preview.overlay_node)
+    changed = np.abs(expected - normalize_intensity(volume.array)) > 1e-6
+    assert preview.overlay_node.IsA("vtkMRMLLabelMapVolumeNode")
+    np.testing.assert_array_equal(labels == 2, changed)
+    np.testing.assert_array_equal(labels == 1, (tumour > 0) & ~changed)
+    assert preview.changed_voxels == changed.sum() > 0
+    assert not (changed & (tumour == 0)).any()  # the radial gradient acts inside the tumour only
+
+
+def test_preview_follows_a_modified_input_node(scene, small_case):
+    """The cached input arrays are dropped when the volume node changes, so the preview shows the new voxels."""
+    volume, tumour = small_case
+    source = mrml.add_volume_node(scene, volume, "v")
+    logic = SceneLogic(scene)
+    first = logic.perturb(source, "gaussian_noise", {"sigma": 0.0})
+    brighter = volume.array.copy()
+    brighter[:, :, :32] += 0.5
+    mrml.add_volume_node(scene, volume, "v", array=brighter, node=source)
+    second = logic.perturb(source, "gaussian_noise", {"sigma": 0.0}, output_node=first.volume_node)
+    np.testing.assert_allclose(mrml.array_from_node(second.volume_node), normalize_intensity(brighter), atol=1e-6)
+    assert not np.allclose(mrml.array_from_node(second.volume_node), normalize_intensity(volume.array))
+
+
+def test_evaluate_volumes_fills_the_table_with_the_suite(scene, small_case):
+    from GenMedEvalLib.features import FeatureCache, SliceSettings, extract_features, get_encoder
+    from GenMedEvalLib.metrics import compute_suite
+
+    volume, _ = small_case
+    rng = np.random.default_rng(1)
+    reference = [volume.with_array(volume.array + rng.normal(0, 0.01, volume.array.shape).astype(np.float32))
+                 for _ in range(3)]
+    evaluated = [volume.with_array(volume.array * 0.7 + rng.normal(0, 0.05, volume.array.shape).astype(np.float32))
+                 for _ in range(3)]
+    node = SceneLogic(scene).evaluate_volumes(reference, evaluated, metrics="fd,kd", max_slices=4)
+    rows = mrml.table_to_rows(node)
+    encoder, settings = get_encoder("domain"), SliceSettings(max_slices=4)
+    feats = [extract_features([v.array for v in vols], encoder, slices=settings, cache=FeatureCache(enabled=False),
+                              show_progress=False).pool.astype(np.float64) for vols in (reference, evaluated)]
+    expected = compute_suite({"reference": feats[0], "generated": feats[1]}, "fd,kd", seed=0)
+    assert [r["metric"] for r in rows] == [r.metric for r in expected.rows] == ["fd", "kd", "kd_std"]
+    for row, exp in zip(rows, expected.rows, strict=True):
+        assert row["value"] == pytest.approx(exp.value, rel=1e-6) and row["better"] == exp.better
+        assert row["n_reference"] == exp.n_reference == 12  # 3 volumes x 4 slices
+
+
+def test_progress_percent_reads_tqdm_lines():
+    assert progress_percent("features:  42%|####      | 21/50 [00:03<00:04]") == 42
+    assert progress_percent("features: 100%|##########| 50/50") == 100
+    assert progress_percent("wrote metrics.csv") is None
+
+
+def test_evaluate_process_reports_progress_and_its_csv_becomes_a_table(scene, tmp_path):
+    """The Evaluate section's background command, run as a process: progress lines, then a CSV -> table node.
+
+    Batches of 4 slices give each set three encoder batches, so the process has progress to report.
+    """
+    import json
+
+    from GenMedEvalLib.cohort import make_cohort
+
+    cohort = make_cohort(tmp_path / "cohort", n=6, seed=3, spacing=4.0)
+    images = sorted((cohort / "images").iterdir())
+    for name, files in (("reference", images[:3]), ("evaluated", images[3:])):
+        (tmp_path / name).mkdir()
+        for f in files:
+            (tmp_path / name / f.name).symlink_to(f)
+    out_csv = tmp_path / "metrics.csv"
+    args = evaluate_command(tmp_path / "reference", tmp_path / "evaluated", out_csv, encoder="domain",
+                            metrics="fd,kd,prdc", max_slices=4, seed=2, batch_size=4)
+    env = {k: v for k, v in os.environ.items() if k != "GENMEDEVAL_NO_PROGRESS"}
+    env["GENMEDEVAL_CACHE"] = str(tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-m", "GenMedEvalLib.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = (done.stdout + done.stderr).replace("\r", "\n").split("\n")
+    percents = [p for p in map(progress_percent, lines) if p is not None]
+    assert percents and max(percents) == 100
+    node = SceneLogic(scene).load_result_csv(out_csv)
+    rows = mrml.table_to_rows(node)
+    records = json.loads(out_csv.with_suffix(".json").read_text())
+    assert [r["metric"] for r in rows] == [r["metric"] for r in records]
+    for row, rec in zip(rows, records, strict=True):
+        assert row["value"] == pytest.approx(rec["value"]) and row["n_generated"] == rec["n_generated"] == 12
+    assert list(mrml.TABLE_COLUMNS[:2]) == [node.GetTable().GetColumnName(c) for c in range(2)]
+    with pytest.raises(InputError, match="not found"):
+        SceneLogic(scene).load_result_csv(tmp_path / "absent.csv")
+
+
+def test_batch_segments_and_predicts_with_the_given_models(app, tmp_path, capsys):
+    """batch.py --segment: the segmentation written beside a downstream table whose true Dice is recomputed here."""
+    import csv
+    import importlib.util
+
+    import torch
+
+    from GenMedEvalLib.io import read_volume, write_volume
+    from GenMedEvalLib.quality import dice_score
+    from GenMedEvalLib.quality.heldout import cohort_heldout_cases
+    from GenMedEvalLib.quality.model import build_regressor, save_checkpoint
+
+    image, truth, spacing = cohort_heldout_cases(1, spacing=3.0)[0]
+    volume = Volume(image, spacing=spacing)
+    write_volume(volume, tmp_path / "case.nii.gz")
+    write_volume(volume, tmp_path / "truth.nii.gz", truth.astype(np.uint8))
+    torch.manual_seed(0)
+    quality = save_checkpoint(build_regressor(), tmp_path / "q.pt", size=64, margin=0.5, min_mm=16.0, meta={})
+    spec = importlib.util.spec_from_file_location("genmedeval_batch", ROOT / "GenMedEval" / "batch.py")
+    batch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(batch)
+    code = batch.main(["--volume", str(tmp_path / "case.nii.gz"), "--mask", str(tmp_path / "truth.nii.gz"),
+                       "--segment", "--quality-model", str(quality), "--out", str(tmp_path / "out")])
+    assert code == 0
+    segmentation = read_volume(tmp_path / "out" / "case_segmentation.nii.gz").array > 0
+    assert segmentation.any()
+    with open(tmp_path / "out" / "downstream.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert float(row["true_dice"]) == pytest.approx(dice_score(segmentation, truth), abs=1e-4)
+    assert int(float(row["mask_voxels"])) == segmentation.sum()
+    assert 0.0 <= float(row["predicted_dice"]) <= 1.0
+    assert f"predicted Dice: {float(row['predicted_dice']):.3f}" in capsys.readouterr().out
