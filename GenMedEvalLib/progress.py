@@ -24,4 +24,7 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", en
         return
     from tqdm.auto import tqdm
 
-    yield from tqdm(items, total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+    # In a terminal the bar disappears when done; in a log or a parent process (Slicer's Evaluate) the
+    # final 100 % line stays, so the reader always sees the end.
+    leave = not sys.stderr.isatty()
+    yield from tqdm(items, total=total, desc=desc, file=sys.stderr, leave=leave, dynamic_ncols=True)
