@@ -60,7 +60,7 @@ def heatmap_png(rows: list[dict[str, Any]], path: Path,
             grid[metrics.index(r["metric"]), conditions.index(r["condition"])] = r["z"]
     limit = float(np.nanmax(np.abs(np.clip(grid, -10, 10)))) if np.isfinite(grid).any() else 1.0
     fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(conditions)), max(4, 0.45 * len(metrics))))
-    image = ax.imshow(np.clip(grid, -10, 10), cmap="RdBu_r", norm=TwoSlopeNorm(0, -max(limit, 1), max(limit, 1)),
+    image = ax.imshow(np.clip(grid, -10, 10), cmap="RdBu_r", norm=TwoSlopeNorm(0, -max(limit, 3), max(limit, 3)),
                       aspect="auto")
     ax.set_xticks(range(len(conditions)), conditions, rotation=70, ha="right", fontsize=7)
     ax.set_yticks(range(len(metrics)), metrics, fontsize=8)
@@ -72,7 +72,7 @@ def heatmap_png(rows: list[dict[str, Any]], path: Path,
     for j in range(1, len(conditions)):
         if families[j] != families[j - 1]:
             ax.axvline(j - 0.5, color="black", linewidth=1)
-    fig.colorbar(image, ax=ax, label="z-score of change from baseline (clipped at +-10)")
+    fig.colorbar(image, ax=ax, label="z-score of change from baseline (scale at least +-3, clipped at +-10)")
     ax.set_title(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
