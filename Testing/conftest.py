@@ -54,3 +54,18 @@ def mni_t1():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def app():
+    """The process-wide trame-slicer application: a real MRML scene with Slicer's logics."""
+    from GenMedEvalLib import mrml
+
+    return mrml.get_app()
+
+
+@pytest.fixture
+def scene(app):
+    """The application's scene, cleared after each test."""
+    yield app.scene
+    app.scene.Clear(0)

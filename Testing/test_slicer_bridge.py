@@ -13,17 +13,6 @@ from GenMedEvalLib.scene_logic import SceneLogic
 
 
 @pytest.fixture(scope="module")
-def app():
-    return mrml.get_app()
-
-
-@pytest.fixture
-def scene(app):
-    yield app.scene
-    app.scene.Clear(0)
-
-
-@pytest.fixture(scope="module")
 def real(real_dir):
     image = read_volume(real_dir / "brain1_image.nrrd")
     return image, read_mask(real_dir / "brain1_label.nrrd", like=image), real_dir

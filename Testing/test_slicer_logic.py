@@ -28,17 +28,6 @@ MODULE = ROOT / "GenMedEval" / "GenMedEval.py"
 
 
 @pytest.fixture(scope="module")
-def app():
-    return mrml.get_app()
-
-
-@pytest.fixture
-def scene(app):
-    yield app.scene
-    app.scene.Clear(0)
-
-
-@pytest.fixture(scope="module")
 def small_case():
     """The self-test's case: a 24 x 64 x 64 noisy volume, 2 mm slices, with a bright ellipsoid tumour."""
     rng = np.random.default_rng(0)
