@@ -54,6 +54,10 @@ def test_sweep_tables_have_every_condition_and_metric(demo_run):
             "authpct", "ct", "vendi"} <= metrics
     assert len(rows) == len(PAPER) * len(metrics)
     assert all(r["z"] != "" for r in rows if r["metric"] in ("fd", "kd", "precision"))
+    # every condition's metrics carry a bootstrap 95 % interval (issue #6), not only the baseline's
+    for r in (r for r in rows if r["metric"] in ("fd", "mmd", "precision", "coverage", "authpct", "vendi")):
+        assert r["ci_low"] != "" and float(r["ci_low"]) <= float(r["ci_high"]), r
+    assert all(float(r["ci_high"]) > float(r["ci_low"]) for r in rows if r["metric"] == "fd")
 
 
 def test_sweep_reproduces_the_studys_upstream_trends(demo_run):

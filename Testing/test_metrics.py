@@ -54,6 +54,17 @@ def test_kid_matches_direct_unbiased_mmd_on_same_subsets():
     assert std == pytest.approx(np.std(values), rel=1e-8)
 
 
+def test_kid_of_sets_smaller_than_a_subset_is_the_whole_set_mmd():
+    """Subsets that are permutations of both whole sets: one value, equal to the direct MMD^2."""
+    x, y = feats(40, 6, seed=1), feats(40, 6, shift=0.3, seed=2)
+    mean, std = M.kernel_distance(x, y, num_subsets=7, subset_size=1000, seed=3)
+    k = lambda p, q: (p @ q.T / 6 + 1) ** 3  # noqa: E731
+    m = len(x)
+    direct = ((k(x, x).sum() - np.trace(k(x, x))) / (m * (m - 1)) + (k(y, y).sum() - np.trace(k(y, y))) / (m * (m - 1))
+              - 2 * k(x, y).mean())
+    assert mean == pytest.approx(direct, rel=1e-12) and std == 0.0
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_prdc_identical_to_prdc_package(dtype):
     from prdc import compute_prdc
@@ -137,6 +148,9 @@ def test_ct_score_matches_direct_implementation():
         m, n = len(dg), len(dt)
         zs.append((u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12))
         ws.append(len(te) / len(test))
+    assert M.ct_score(train, test, gen) == pytest.approx(np.average(zs, weights=ws))
+    # the fit on train is remembered: another training set in between does not change the value
+    M.ct_score(feats(200, 5, seed=9), test, gen)
     assert M.ct_score(train, test, gen) == pytest.approx(np.average(zs, weights=ws))
 
 

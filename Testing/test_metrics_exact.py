@@ -182,13 +182,18 @@ def test_congruence_matches_general_products():
     np.testing.assert_allclose(D._congruence(chol, s2), chol.T @ s2 @ chol, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize(("d", "block"), [(700, 256), (64, 256), (300, 7)])
-def test_gram_matches_full_product_and_is_symmetric(d, block):
-    a = np.random.default_rng(d).standard_normal((250, d))
-    gram = D._gram(a, block)
-    np.testing.assert_allclose(gram, a.T @ a, rtol=1e-12, atol=1e-10)
-    lower = np.tril(np.ones((d, d), bool), -block)  # below the diagonal blocks: mirrored exactly
-    assert np.array_equal(gram[lower], gram.T[lower])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("n", "rows"), [(250, 4096), (250, 7), (1000, 256)])
+def test_centred_gram_in_blocks_matches_the_float64_product(n, rows, dtype):
+    x = (np.random.default_rng(n).standard_normal((n, 60)) + 3).astype(dtype)
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=0)
+    gram = D.centred_gram(x, mu, rows)
+    np.testing.assert_allclose(gram, (x64 - mu).T @ (x64 - mu), rtol=1e-12, atol=1e-9)
+    assert gram.dtype == np.float64 and np.array_equal(gram, gram.T)
+    mu_cov, cov = D.mean_cov(x)
+    np.testing.assert_allclose(cov, np.cov(x64, rowvar=False), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mu_cov, mu, rtol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

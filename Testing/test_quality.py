@@ -11,6 +11,7 @@ from GenMedEvalLib.cli import main
 from GenMedEvalLib.errors import InputError
 from GenMedEvalLib.io import Volume, write_volume
 from GenMedEvalLib.quality import (
+    default_predictor,
     dice_score,
     evanyseg_score,
     load_predictor,
@@ -57,6 +58,28 @@ def test_erosion_and_dilation_move_volume_the_right_way_and_strength_matters():
     # in-plane only: no slice gains mask where the truth had none
     grown = apply_op("dilate", truth, 0, 1.0, rng)
     assert not grown[~truth.any(axis=(1, 2))].any()
+
+
+def test_split_targets_give_the_volume_dice_exactly():
+    """Precision and share per slice rebuild the volume's Dice when the mask touches every tumour slice."""
+    from GenMedEvalLib.quality.dice import split_targets
+    from GenMedEvalLib.quality.model import SliceScores, volume_dice_from
+
+    truth = ball()
+    mask = np.roll(ball(radius=9.0), 2, axis=2)  # overlaps, spills over, touches every slice of the truth
+    touched = np.nonzero(mask.any(axis=(1, 2)))[0]
+    assert set(np.nonzero(truth.any(axis=(1, 2)))[0]) <= set(touched)
+    split = split_targets(mask, truth, axis=0)[touched]
+    areas = mask[touched].sum(axis=(1, 2)).astype(float)
+    inter = (mask & truth)[touched].sum(axis=(1, 2))
+    assert split[:, 0] == pytest.approx(inter / areas)
+    assert split[:, 1] == pytest.approx(areas / (areas + truth[touched].sum(axis=(1, 2))))
+    assert volume_dice_from(split, areas) == pytest.approx(dice_score(mask, truth), rel=1e-12)
+    # the one-output (slice Dice) format averages with mask areas as weights
+    per_slice = slice_dice(mask, truth)[touched]
+    scores = SliceScores(touched, areas, per_slice[:, None, None], axis=0)
+    assert scores.volume_score() == pytest.approx(np.average(per_slice, weights=areas))
+    assert scores.predicted == pytest.approx(per_slice) and (scores.spread == 0).all()
 
 
 def test_random_masks_cover_the_dice_range():
@@ -108,6 +131,43 @@ def test_quality_training_recipe_is_seeded(tmp_path):
     scores = load_predictor(paths[0]).predict_slices(image, ball(), (1.0, 1.0, 1.0))
     assert len(scores.predicted) == len(scores.index) and ((0 <= scores.predicted) & (scores.predicted <= 1)).all()
     assert (scores.spread >= 0).all()
+
+
+def test_calibration_fit_recovers_a_known_line_and_refuses_bad_fits():
+    from GenMedEvalLib.errors import ParameterError
+    from GenMedEvalLib.quality.calibrate import fit_calibration
+
+    raw = np.linspace(0.2, 0.8, 30)
+    true = np.clip(-0.1 + 1.2 * raw + 0.01 * np.sin(np.arange(30)), 0, 1)
+    fit = fit_calibration(true, raw)
+    assert (fit.intercept, fit.slope) == pytest.approx(np.polyfit(raw, true, 1)[::-1])
+    assert fit.slope == pytest.approx(1.2, abs=0.02) and fit.pairs == 30 and fit.mae_after < fit.mae_before
+    with pytest.raises(ParameterError, match="at least 10 pairs"):
+        fit_calibration(true[:5], raw[:5])
+    with pytest.raises(ParameterError, match="slope"):
+        fit_calibration(true, raw[::-1])
+
+
+def test_calibrated_checkpoint_applies_its_line_to_the_volume_score(tmp_path):
+    """calibrate_model writes the least-squares line; the loaded model scores clip(a + b * raw)."""
+    from GenMedEvalLib.quality.calibrate import calibrate_model, calibration_cohort, raw_volume_scores
+    from GenMedEvalLib.quality.model import apply_calibration, default_quality_path
+
+    data = calibration_cohort(2, segmenter=None)
+    out = tmp_path / "calibrated.pt"
+    source = default_quality_path()
+    before = source.read_bytes()
+    fit = calibrate_model(source, data, out=out)
+    assert source.read_bytes() == before  # the input model is never modified
+    model = load_predictor(out)
+    assert model.calibration == (fit.intercept, fit.slope)
+    true = np.asarray(data.volume_dice)
+    raw = raw_volume_scores(model, data)
+    assert (fit.intercept, fit.slope) == pytest.approx(np.polyfit(raw, true, 1)[::-1])
+    scores = [model.score_inputs(x.astype(np.float32), a) for x, a in zip(data.inputs, data.areas, strict=True)]
+    calibrated = np.array([s.volume_score() for s in scores])
+    assert calibrated == pytest.approx([apply_calibration(r, model.calibration) for r in raw])
+    assert ((calibrated - true) ** 2).sum() <= ((raw - true) ** 2).sum()  # least squares (then clipping) cannot do worse
 
 
 def test_bad_masks_are_one_line_errors():
@@ -162,7 +222,14 @@ def test_evanyseg_score_segments_then_predicts():
     assert score == pytest.approx(predict_dice(image, mask, spacing_zyx=spacing))
     assert abs(score - dice_score(mask, truth)) < 0.2
     slices = predict_slices(image, mask, spacing_zyx=spacing)
-    assert score == pytest.approx(np.clip(np.average(slices.predicted, weights=slices.areas), 0, 1))
+    mean = slices.outputs.mean(axis=1)  # over the test-time views
+    if mean.shape[1] == 1:  # slice Dice per slice, weighted by mask area
+        raw = np.clip(np.average(np.clip(mean[:, 0], 0, 1), weights=slices.areas), 0, 1)
+    else:  # precision and share per slice
+        precision, share = np.clip(mean[:, 0], 0, 1), np.clip(mean[:, 1], 0.05, 1)
+        raw = min((2 * (precision * slices.areas).sum() + 1) / ((slices.areas / share).sum() + 1), 1.0)
+    intercept, slope = default_predictor().calibration
+    assert score == pytest.approx(np.clip(intercept + slope * raw, 0, 1))
 
 
 def write_case(folder, name, image, mask=None, mask_dir=None):

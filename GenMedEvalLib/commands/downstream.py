@@ -60,11 +60,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segmenter", type=Path, default=None, help="segmenter whose predictions join the training pairs "
                    "(default: the shipped one; 'none' to skip)")
     p.add_argument("--heldout-cases", type=int, default=8, help="demo-cohort cases for the accuracy report")
+    p.add_argument("--target", choices=("split", "dice"), default="split",
+                   help="slice targets: precision and share (exact volume Dice; default) or the slice Dice")
     p.add_argument("--image-jitter", choices=("full", "gamma"), default="full",
                    help="image-channel augmentation: gamma + noise, and with 'full' also contrast and blur")
+    p.add_argument("--calibration-cases", type=int, default=16,
+                   help="cases (seed 3) on which a linear recalibration of the volume score is fitted (0: none)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
     p.set_defaults(func=run_train_quality)
+
+    p = sub.add_parser("calibrate-quality", help="fit a quality model's linear recalibration on unseen cases",
+                       description="Predict the Dice of perturbed masks and segmenter outputs on --cases cohort cases "
+                       "drawn with --seed, fit true = a + b * predicted, and write the model with that line.")
+    p.add_argument("model", type=Path, help="quality model file")
+    p.add_argument("--out", type=Path, default=None, help="file to write (default: replace MODEL)")
+    p.add_argument("--cases", type=int, default=16)
+    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--segmenter", type=Path, default=None, help="segmenter whose predictions join the pairs")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=run_calibrate_quality)
 
 
 def _log_every(interval: int):
@@ -186,6 +201,7 @@ def run_train_quality(args: argparse.Namespace) -> int:
     """Generate pairs, train, then measure on the held-out cohort and real MRI and draw the calibration plot."""
     import torch
 
+    from ..quality.calibrate import CALIBRATION_SEED, calibrate_model, calibration_cohort
     from ..quality.dataset import build_quality_data
     from ..quality.evaluate import accuracy, calibration_plot
     from ..quality.heldout import cohort_heldout, real_heldout
@@ -203,7 +219,10 @@ def run_train_quality(args: argparse.Namespace) -> int:
     print(f"{len(data)} training pairs ({sum(len(t) for t in data.targets)} slices)", flush=True)
     path, losses = train_quality(args.out, data, steps=args.steps, batch=args.batch, seed=args.seed,
                                  command=_command_line(), device=args.device, on_log=_log_every(500),
-                                 jitter=args.image_jitter)
+                                 jitter=args.image_jitter, target=args.target)
+    if args.calibration_cases:
+        fit = calibrate_model(path, calibration_cohort(args.calibration_cases, segmenter=segmenter), device=args.device)
+        _print_fit(fit, args.calibration_cases, CALIBRATION_SEED)
     predictor = load_predictor(path, device=args.device)
     results = {"held-out demo cohort": accuracy(predictor, cohort_heldout(args.heldout_cases, segmenter=segmenter)),
                "real MRI, perturbed masks": accuracy(predictor, real_heldout())}
@@ -211,4 +230,27 @@ def run_train_quality(args: argparse.Namespace) -> int:
     print(f"quality model -> {path} ({len(data)} pairs, final loss {losses[-1]:.4f}); calibration -> {plot}")
     for name, acc in results.items():
         print(f"  {name}: {acc.summary()}")
+    return 0
+
+
+def _print_fit(fit, cases: int, seed: int) -> None:
+    print(f"recalibration on {fit.pairs} pairs of {cases} cases (seed {seed}): true = {fit.intercept:.3f} + "
+          f"{fit.slope:.3f} * predicted; MAE there {fit.mae_before:.3f} -> {fit.mae_after:.3f}", flush=True)
+
+
+def run_calibrate_quality(args: argparse.Namespace) -> int:
+    """Fit and store the recalibration of an existing quality model."""
+    from ..errors import InputError
+    from ..quality.calibrate import calibrate_model, calibration_cohort
+    from ..quality.model import load_predictor
+    from ..segment import load_segmenter
+
+    if not args.model.is_file():
+        raise InputError("quality model not found", args.model)
+    load_predictor(args.model, device=args.device)  # a bad file fails before the cohort is built
+    segmenter = None if str(args.segmenter) == "none" else load_segmenter(args.segmenter, device=args.device)
+    fit = calibrate_model(args.model, calibration_cohort(args.cases, seed=args.seed, segmenter=segmenter),
+                          out=args.out, seed=args.seed, device=args.device)
+    _print_fit(fit, args.cases, args.seed)
+    print(f"calibrated model -> {args.out or args.model}")
     return 0

@@ -129,6 +129,23 @@ def _findings_html(run_dir: Path) -> str:
     return f"<h2>Findings: the study's claims checked on this run</h2><ul>{items}</ul>"
 
 
+CI_NOTE = ("Intervals are percentile bootstrap intervals (reference and evaluated set resampled with "
+           "replacement). For set distances (FD, KD, MMD, ...) they can lie above the point estimate: resampling "
+           "duplicates samples, which inflates a distance. Their width is what the z-scores use.")
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    """``value [low, high] z`` for one metric of one condition (what exists of it)."""
+    if not row or row.get("value") is None:
+        return _fmt(None)
+    text = f"{row['value']:.4g}"
+    if row.get("ci_low") is not None and row.get("ci_high") is not None:
+        text += f" [{row['ci_low']:.3g}, {row['ci_high']:.3g}]"
+    if row.get("z") is not None:
+        text += f" z {row['z']:.1f}"
+    return text
+
+
 def _sweep_html(run_dir: Path, run: dict[str, Any]) -> str:
     parts = [f"<h2>Phase 1 sweep: {html.escape(run['name'])}</h2>",
              f"<p>Sets: {html.escape(json.dumps(run['sets']))}; sizes {html.escape(json.dumps(run['set_sizes']))}. "
@@ -154,12 +171,10 @@ def _sweep_html(run_dir: Path, run: dict[str, Any]) -> str:
     if upstream:
         metrics = list(dict.fromkeys(r["metric"] for r in upstream))
         by = {(r["condition"], r["metric"]): r for r in upstream}
-        rows = []
-        for c in dict.fromkeys(r["condition"] for r in upstream):
-            rows.append({"condition": c, **{m: (f"{by[(c, m)]['value']:.4g} (z {by[(c, m)]['z']:.1f})"
-                                               if by.get((c, m)) and by[(c, m)]["z"] is not None else
-                                               _fmt(by.get((c, m), {}).get("value"))) for m in metrics}})
-        parts.append("<h3>Every condition (value and z-score)</h3>" + _table(rows, ["condition", *metrics]))
+        rows = [{"condition": c, **{m: _cell(by.get((c, m))) for m in metrics}}
+                for c in dict.fromkeys(r["condition"] for r in upstream)]
+        parts.append("<h3>Every condition (value, bootstrap 95 % interval, z-score)</h3>"
+                     f"<p>{CI_NOTE}</p>" + _table(rows, ["condition", *metrics]))
     return "".join(parts)
 
 

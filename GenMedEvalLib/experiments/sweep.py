@@ -3,7 +3,8 @@
 For each condition of the config: perturb the base set (per-volume kinds write ``perturbed/KIND/
 LEVEL/``; set-level kinds re-index the base and train sets: a provenance table, no new image),
 encode slices through the shared content-hash cache, compute the selected metrics against the
-reference set (train/test sets for AuthPct and CT), and, with downstream on, segment every
+reference set (train/test sets for AuthPct and CT) with percentile bootstrap 95 % intervals
+(``bootstrap`` resamples of the reference and the condition's set), and, with downstream on, segment every
 perturbed volume and predict the Dice of its segmentation (set-level conditions re-index the base
 set's per-volume scores). Slices per volume: ``max_slices`` evenly spaced plus ``tumour_slices``
 through the mask, so mask-local perturbations (boundary blur, radial gradient) recompute only the
@@ -278,11 +279,11 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
             write_text(out / "perturbed" / cond.perturbation / cond.level / "provenance.json", json.dumps(provenance))
             if downstream is not None:
                 scores = reindex_scores(provenance, {"eval": base_scores, "train": train_scores})
-        result = results.suite({**fixed, "generated": generated}, names, seed=cond.seed)
+        result = results.suite({**fixed, "generated": generated}, names, bootstrap=config.bootstrap, seed=cond.seed)
         for row in result.rows:
             rows.append({"condition": cond.name, "perturbation": cond.perturbation, "family": spec.family,
                          "level": cond.level, "params": json.dumps(cond.params), "seed": cond.seed,
-                         "metric": row.metric, "value": row.value})
+                         "metric": row.metric, "value": row.value, "ci_low": row.ci_low, "ci_high": row.ci_high})
         if scores is not None:
             dice_rows.append({"condition": cond.name, "perturbation": cond.perturbation, "family": spec.family,
                               "level": cond.level, **summarise_dice(scores, bootstrap=config.bootstrap, seed=config.seed)})

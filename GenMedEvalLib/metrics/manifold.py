@@ -9,6 +9,7 @@ the ``prdc`` package's.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -339,16 +340,12 @@ def ct_score(train, test, generated, *, cells: int = 3, pca_dims: int = 64, min_
     Mann-Whitney U (generated 'less') becomes a z-score; cells holding more than ``min_generated``
     generated samples are averaged weighted by their test fraction. Far below 0: copying.
     """
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
-
     tr = as_features(train, "train")
     te = as_features(test, "test")
     gen = as_features(generated, "generated")
-    if tr.shape[1] > pca_dims:
-        pca = PCA(n_components=min(pca_dims, tr.shape[0]), random_state=seed).fit(tr)
+    pca, km = _ct_cells(tr, cells, pca_dims, seed)
+    if pca is not None:
         tr, te, gen = pca.transform(tr), pca.transform(te), pca.transform(gen)
-    km = KMeans(n_clusters=cells, n_init=10, random_state=seed).fit(tr)
     lab_tr, lab_te, lab_gen = km.labels_, km.predict(te), km.predict(gen)
     zs, weights = [], []
     for c in range(cells):
@@ -362,6 +359,30 @@ def ct_score(train, test, generated, *, cells: int = 3, pca_dims: int = 64, min_
     if not zs:
         return float("nan")
     return float(np.average(zs, weights=weights))
+
+
+_CT_FITS: dict[tuple, tuple] = {}
+
+
+def _ct_cells(train: np.ndarray, cells: int, pca_dims: int, seed: int):
+    """The PCA (or None) and k-means fitted on ``train``; remembered for the last few training sets.
+
+    A sweep or bootstrap evaluates many generated sets against one training set: the fit depends
+    only on the training features, so it is done once (keyed by their bytes and the settings).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    key = (hashlib.sha256(np.ascontiguousarray(train).tobytes()).hexdigest(), train.shape, cells, pca_dims, seed)
+    if key not in _CT_FITS:
+        pca = None
+        if train.shape[1] > pca_dims:
+            pca = PCA(n_components=min(pca_dims, train.shape[0]), random_state=seed).fit(train)
+        km = KMeans(n_clusters=cells, n_init=10, random_state=seed).fit(train if pca is None else pca.transform(train))
+        if len(_CT_FITS) >= 4:
+            _CT_FITS.pop(next(iter(_CT_FITS)))
+        _CT_FITS[key] = (pca, km)
+    return _CT_FITS[key]
 
 
 def mann_whitney_z(generated: np.ndarray, test: np.ndarray) -> float:

@@ -34,7 +34,7 @@ def predict_slices(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence
 
 def predict_dice(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0),
                  predictor: QualityPredictor | None = None) -> float:
-    """Predicted Dice of ``mask`` on ``image`` (volume score, area-weighted over slices)."""
+    """Predicted Dice of ``mask`` on ``image`` (the volume score from its per-slice predictions)."""
     return predict_slices(image, mask, spacing_zyx=spacing_zyx, predictor=predictor).volume_score()
 
 

@@ -16,16 +16,20 @@ import numpy as np
 from ..progress import progress
 from ..segment.slices import slice_axis
 from .crops import slice_crops
-from .dice import dice_score, slice_dice
+from .dice import dice_score, slice_dice, split_targets
 from .masks import random_masks
 
 
 @dataclass
 class QualityData:
-    """Slice crops ``(N, 2, S, S)`` with slice Dice targets; per pair: true volume Dice and its rows."""
+    """Slice crops ``(N, 2, S, S)`` with slice Dice and split targets; per pair: true volume Dice.
+
+    ``targets`` holds each slice's Dice, ``splits`` its (precision, share) (``dice.split_targets``).
+    """
 
     inputs: list[np.ndarray] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
+    splits: list[np.ndarray] = field(default_factory=list)
     areas: list[np.ndarray] = field(default_factory=list)
     volume_dice: list[float] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
@@ -36,13 +40,18 @@ class QualityData:
         per_slice = slice_dice(mask, truth, axis=crops.axis)[crops.index]
         self.inputs.append(crops.inputs.astype(np.float16))
         self.targets.append(per_slice.astype(np.float32))
+        self.splits.append(split_targets(mask, truth, axis=crops.axis)[crops.index].astype(np.float32))
         self.areas.append(crops.areas)
         self.volume_dice.append(dice_score(mask, truth))
         self.sources.append(source)
 
     def slices(self) -> tuple[np.ndarray, np.ndarray]:
-        """All slice inputs (float16) and targets, stacked."""
+        """All slice inputs (float16) and slice Dice targets, stacked."""
         return np.concatenate(self.inputs), np.concatenate(self.targets)
+
+    def split_slices(self) -> np.ndarray:
+        """All slices' (precision, share) targets ``(N, 2)``, stacked in the order of ``slices``."""
+        return np.concatenate(self.splits)
 
     def __len__(self) -> int:
         return len(self.volume_dice)

@@ -17,9 +17,31 @@ def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
     return (2.0 * inter + 1.0) / (int(np.count_nonzero(p)) + int(np.count_nonzero(g)) + 1.0)
 
 
-def slice_dice(pred: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Smoothed Dice of each slice along ``axis`` (float64, one value per slice)."""
+def slice_counts(pred: np.ndarray, truth: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per slice along ``axis``: voxels in the prediction, in the truth, and in both (int64 each)."""
+    if np.shape(pred) != np.shape(truth):
+        raise ValueError(f"masks differ in shape: {np.shape(pred)} vs {np.shape(truth)}")
     p = np.moveaxis(np.asarray(pred) > 0, axis, 0).reshape(np.shape(pred)[axis], -1)
     g = np.moveaxis(np.asarray(truth) > 0, axis, 0).reshape(np.shape(truth)[axis], -1)
-    inter = np.count_nonzero(p & g, axis=1)
-    return (2.0 * inter + 1.0) / (np.count_nonzero(p, axis=1) + np.count_nonzero(g, axis=1) + 1.0)
+    return (np.count_nonzero(p, axis=1).astype(np.int64), np.count_nonzero(g, axis=1).astype(np.int64),
+            np.count_nonzero(p & g, axis=1).astype(np.int64))
+
+
+def slice_dice(pred: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Smoothed Dice of each slice along ``axis`` (float64, one value per slice)."""
+    n_pred, n_truth, inter = slice_counts(pred, truth, axis)
+    return (2.0 * inter + 1.0) / (n_pred + n_truth + 1.0)
+
+
+def split_targets(pred: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Per slice ``(precision, share)``: the fraction of the mask that is tumour, |P| / (|P| + |G|).
+
+    The two numbers give a volume's Dice exactly from its slices: with mask areas P_s,
+    2 sum(precision_s P_s) / sum(P_s / share_s) (see ``model.split_volume_dice``). Slices without mask get (0, 0).
+    """
+    n_pred, n_truth, inter = slice_counts(pred, truth, axis)
+    has = n_pred > 0
+    out = np.zeros((len(n_pred), 2), np.float64)
+    out[has, 0] = inter[has] / n_pred[has]
+    out[has, 1] = n_pred[has] / (n_pred[has] + n_truth[has])
+    return out

@@ -26,12 +26,9 @@ class Accuracy:
 
 
 def predict_volumes(predictor: QualityPredictor, data: QualityData) -> np.ndarray:
-    """The area-weighted volume prediction of every pair in ``data``."""
-    out = []
-    for inputs, areas in zip(data.inputs, data.areas, strict=True):
-        predicted, _ = predictor.predict_inputs(inputs.astype(np.float32))
-        out.append(float(np.clip(np.average(predicted, weights=areas), 0.0, 1.0)))
-    return np.asarray(out)
+    """The predicted volume Dice of every pair in ``data``."""
+    return np.asarray([predictor.score_inputs(inputs.astype(np.float32), areas).volume_score()
+                       for inputs, areas in zip(data.inputs, data.areas, strict=True)])
 
 
 def accuracy(predictor: QualityPredictor, data: QualityData) -> Accuracy:

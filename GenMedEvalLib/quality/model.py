@@ -1,10 +1,16 @@
 """The quality network and the predictor that turns its per-slice outputs into a volume's Dice.
 
 Network: a MONAI ResNet (basic blocks, one per stage, 16-128 channels, 2D) on two input channels
-(image crop, mask crop; ``crops.py``) with one linear output, the slice's Dice, trained with MSE
-(SPEC section 5). 64-pixel crops keep training on a 2-core CPU to minutes. The volume score is
-the slice predictions averaged with the slices' mask areas as weights, so large slices count as
-they do in the volume's Dice. Test-time flips (4 views) give each prediction a spread.
+(image crop, mask crop; ``crops.py``), trained with MSE (SPEC section 5). 64-pixel crops keep
+training on a 2-core CPU to minutes. Two output kinds:
+
+- ``split`` (default, 2 outputs): the slice's *precision* (fraction of the mask that is tumour)
+  and *share* (|P| / (|P| + |G|)). With the known mask areas these give the volume's Dice exactly,
+  2 sum(precision P) / sum(P / share), so no slice-to-volume approximation is added;
+- ``dice`` (1 output, the first shipped format): the slice's Dice, averaged with mask areas as weights.
+
+Test-time flips (4 views) give each prediction a spread. A checkpoint may carry a linear
+recalibration of the volume score (``calibrate.py``), fitted on cases the network never saw.
 """
 
 from __future__ import annotations
@@ -19,40 +25,94 @@ import numpy as np
 from ..errors import InputError
 from .crops import slice_crops
 
-CHECKPOINT_FORMAT = "genmedeval-quality/1"
-DEFAULT_ARCH: dict[str, Any] = {"layers": [1, 1, 1, 1], "block_inplanes": [16, 32, 64, 128], "conv1_t_size": 5}
+CHECKPOINT_FORMAT = "genmedeval-quality/2"
+READABLE_FORMATS = ("genmedeval-quality/1", CHECKPOINT_FORMAT)
+DEFAULT_ARCH: dict[str, Any] = {"layers": [1, 1, 1, 1], "block_inplanes": [16, 32, 64, 128], "conv1_t_size": 5,
+                                "outputs": 2}
+TARGETS = {"dice": 1, "split": 2}
+MIN_SHARE = 0.05  # a slice's mask is at least 5 % of mask + tumour: bounds the tumour a prediction can imply
 DEFAULT_QUALITY = "quality.pt"
 # The shipped file's digest: a changed or corrupt file is refused (retraining: update it and Resources/Models/README.md).
 QUALITY_SHA256 = "056ff301cddc5f419301437f0525d6ec7c46c17102084daaa9c39a0172a6e127"
 
 
 def build_regressor(arch: dict[str, Any] | None = None):
-    """The 2-channel 2D ResNet with one linear output."""
+    """The 2-channel 2D ResNet with ``arch["outputs"]`` linear outputs (1: Dice, 2: precision and share)."""
     from monai.networks.nets import ResNet
 
     cfg = {**DEFAULT_ARCH, **(arch or {})}
     return ResNet(block="basic", layers=list(cfg["layers"]), block_inplanes=list(cfg["block_inplanes"]),
                   spatial_dims=2, n_input_channels=2, conv1_t_size=int(cfg["conv1_t_size"]), conv1_t_stride=1,
-                  num_classes=1)
+                  num_classes=int(cfg["outputs"]))
+
+
+IDENTITY = (0.0, 1.0)
+
+
+def apply_calibration(score: float, calibration: tuple[float, float] = IDENTITY) -> float:
+    """``intercept + slope * score`` clipped to [0, 1]; nan stays nan."""
+    intercept, slope = calibration
+    return float(np.clip(intercept + slope * score, 0.0, 1.0))
+
+
+def _split_parts(outputs: np.ndarray, areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice: predicted overlap with the tumour and predicted mask + tumour voxels (from precision, share)."""
+    precision = np.clip(outputs[..., 0], 0.0, 1.0)
+    share = np.clip(outputs[..., 1], MIN_SHARE, 1.0)
+    return precision * areas, areas / share
+
+
+def slice_dice_from(outputs: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """Slice Dice from network outputs ``(..., K)``: the output itself (K = 1) or from precision and share."""
+    if outputs.shape[-1] == 1:
+        return np.clip(outputs[..., 0], 0.0, 1.0)
+    overlap, total = _split_parts(outputs, areas)
+    return np.clip((2.0 * overlap + 1.0) / (total + 1.0), 0.0, 1.0)
+
+
+def volume_dice_from(outputs: np.ndarray, areas: np.ndarray) -> float:
+    """The volume's Dice from slice outputs ``(S, K)``: area-weighted (K = 1) or 2 sum(overlap) / sum(total)."""
+    if len(areas) == 0:
+        return float("nan")
+    if outputs.shape[-1] == 1:
+        return float(np.average(np.clip(outputs[:, 0], 0.0, 1.0), weights=areas))
+    overlap, total = _split_parts(outputs, areas)
+    return float(np.clip((2.0 * overlap.sum() + 1.0) / (total.sum() + 1.0), 0.0, 1.0))
 
 
 @dataclass(frozen=True)
 class SliceScores:
-    """Predicted Dice per slice (with its test-time spread) and the mask area that weights it."""
+    """Network outputs per slice and test-time view ``(S, V, K)``, the mask areas, slice indices and axis."""
 
     index: np.ndarray
     areas: np.ndarray
-    predicted: np.ndarray
-    spread: np.ndarray
+    outputs: np.ndarray
     axis: int
+    calibration: tuple[float, float] = IDENTITY
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Predicted Dice of each slice (outputs averaged over the views)."""
+        return slice_dice_from(self.outputs.mean(axis=1), self.areas)
+
+    @property
+    def spread(self) -> np.ndarray:
+        """Standard deviation of each slice's predicted Dice over the test-time views."""
+        return slice_dice_from(self.outputs, self.areas[:, None]).std(axis=1)
+
+    def raw_volume_score(self) -> float:
+        """The volume's Dice as the network's slice outputs give it, before any recalibration."""
+        return volume_dice_from(self.outputs.mean(axis=1), self.areas)
 
     def volume_score(self) -> float:
-        """Area-weighted mean of the slice predictions, clipped to [0, 1]."""
-        return float(np.clip(np.average(self.predicted, weights=self.areas), 0.0, 1.0))
+        """The volume's predicted Dice (recalibrated when the model carries a calibration), in [0, 1]."""
+        return apply_calibration(self.raw_volume_score(), self.calibration)
 
     def volume_spread(self) -> float:
-        """Area-weighted mean of the slice spreads: the volume score's uncertainty."""
-        return float(np.average(self.spread, weights=self.areas))
+        """Standard deviation of the volume score over the test-time views: its uncertainty."""
+        views = [apply_calibration(volume_dice_from(self.outputs[:, v], self.areas), self.calibration)
+                 for v in range(self.outputs.shape[1])]
+        return float(np.std(views))
 
 
 def default_quality_path() -> Path:
@@ -71,15 +131,23 @@ def shipped_quality() -> Path:
 
 
 def save_checkpoint(net, path: str | Path, *, size: int, margin: float, min_mm: float, meta: dict[str, Any],
-                    arch: dict[str, Any] | None = None) -> Path:
+                    arch: dict[str, Any] | None = None, calibration: dict[str, Any] | None = None) -> Path:
     """Write the weights and the crop recipe they were trained with, atomically."""
+    arch = {**DEFAULT_ARCH, "outputs": int(net.fc.out_features), **(arch or {})}
+    payload = {"format": CHECKPOINT_FORMAT, "arch": arch, "size": int(size),
+               "margin": float(margin), "min_mm": float(min_mm), "meta": meta,
+               "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
+    if calibration is not None:
+        payload["calibration"] = dict(calibration)
+    return write_payload(payload, path)
+
+
+def write_payload(payload: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` a checkpoint dictionary atomically."""
     import torch
 
     from ..io import atomic_path
 
-    payload = {"format": CHECKPOINT_FORMAT, "arch": {**DEFAULT_ARCH, **(arch or {})}, "size": int(size),
-               "margin": float(margin), "min_mm": float(min_mm), "meta": meta,
-               "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -97,15 +165,19 @@ class QualityPredictor:
         self.size, self.margin, self.min_mm = int(payload["size"]), float(payload["margin"]), float(payload["min_mm"])
         self.meta = dict(payload.get("meta", {}))
         self.tta, self.batch_size = tta, batch_size
-        self.net = build_regressor(payload["arch"])
+        arch = {"outputs": 1, **payload["arch"]} if payload.get("format") == READABLE_FORMATS[0] else payload["arch"]
+        self.outputs = int(arch.get("outputs", 1))
+        cal = payload.get("calibration") or {}
+        self.calibration = (float(cal.get("intercept", 0.0)), float(cal.get("slope", 1.0)))
+        self.net = build_regressor(arch)
         try:
             self.net.load_state_dict(payload["state_dict"])
         except RuntimeError as exc:
             raise InputError(f"weights do not fit the quality network ({str(exc).splitlines()[0]})", source) from exc
         self.net.to(self.device).eval()
 
-    def predict_inputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and spread of the prediction over test-time flips for crops ``(S, 2, size, size)``."""
+    def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Network outputs ``(S, V, K)`` for crops ``(S, 2, size, size)`` under V test-time flips."""
         import torch
 
         views = [(), (3,), (2,), (2, 3)] if self.tta else [()]
@@ -113,21 +185,25 @@ class QualityPredictor:
         with torch.inference_mode():
             for start in range(0, len(inputs), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(inputs[start:start + self.batch_size])).to(self.device)
-                per_view = [self.net(batch.flip(dims) if dims else batch)[:, 0].float() for dims in views]
-                outs.append(torch.stack(per_view, dim=1).cpu().numpy())
-        pred = np.concatenate(outs, axis=0) if outs else np.zeros((0, len(views)))
-        return np.clip(pred.mean(axis=1), 0.0, 1.0), pred.std(axis=1)
+                per_view = [self.net(batch.flip(dims) if dims else batch).float() for dims in views]
+                outs.append(torch.stack(per_view, dim=1).cpu().numpy().astype(np.float64))
+        return np.concatenate(outs, axis=0) if outs else np.zeros((0, len(views), self.outputs))
+
+    def score_inputs(self, inputs: np.ndarray, areas: np.ndarray, index: np.ndarray | None = None,
+                     axis: int = 0) -> SliceScores:
+        """Slice scores of prepared crops with their mask areas."""
+        index = np.arange(len(areas)) if index is None else index
+        return SliceScores(index, np.asarray(areas, np.float64), self.predict_inputs(inputs), axis, self.calibration)
 
     def predict_slices(self, image: np.ndarray, mask: np.ndarray,
                        spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> SliceScores:
-        """Per-slice predicted Dice for every slice the mask touches."""
+        """Per-slice predictions for every slice the mask touches."""
         check_pair(image, mask, self.source)
         crops = slice_crops(image, mask, spacing_zyx, size=self.size, margin=self.margin, min_mm=self.min_mm)
-        predicted, spread = self.predict_inputs(crops.inputs)
-        return SliceScores(crops.index, crops.areas, predicted, spread, crops.axis)
+        return self.score_inputs(crops.inputs, crops.areas, crops.index, crops.axis)
 
     def predict_dice(self, image: np.ndarray, mask: np.ndarray, spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
-        """The volume's predicted Dice (area-weighted over slices)."""
+        """The volume's predicted Dice."""
         return self.predict_slices(image, mask, spacing_zyx).volume_score()
 
 
@@ -155,6 +231,6 @@ def load_predictor(path: str | Path | None = None, *, device: str | None = None,
         payload = torch.load(target, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unreadable files are bad input
         raise InputError(f"not a quality model file ({str(exc).splitlines()[0][:120]})", target) from exc
-    if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT):
+    if not (isinstance(payload, dict) and payload.get("format") in READABLE_FORMATS):
         raise InputError("not a GenMedEval quality model (format tag missing)", target)
     return QualityPredictor(payload, source=str(target), device=device, tta=tta)

@@ -1,4 +1,7 @@
-"""``genmedeval train-quality``: fit the quality network to slice Dice with MSE.
+"""``genmedeval train-quality``: fit the quality network to slice targets with MSE.
+
+Targets (``model.TARGETS``): ``split`` (default) the slice's precision and share, from which the
+volume Dice follows exactly; ``dice`` the slice's Dice.
 
 Slices are drawn with weights inversely proportional to how common their Dice decile is, so the
 network sees bad and good masks equally often; crops are flipped at random (the predictor averages
@@ -15,7 +18,7 @@ import numpy as np
 
 from ..progress import progress
 from .dataset import QualityData
-from .model import build_regressor, save_checkpoint
+from .model import TARGETS, build_regressor, save_checkpoint
 
 
 def balanced_weights(targets: np.ndarray, bins: int = 10) -> np.ndarray:
@@ -58,7 +61,7 @@ def _jitter_image(batch: np.ndarray, rng: np.random.Generator, jitter: str = "fu
 
 def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batch: int = 64, lr: float = 2e-3,
                   seed: int = 2, size: int = 64, margin: float = 0.5, min_mm: float = 16.0, command: str = "",
-                  jitter: str = "full",
+                  jitter: str = "full", target: str = "split",
                   device: str | None = None, on_log: Callable[[int, float], None] | None = None) -> tuple[Path, list[float]]:
     """Train for ``steps`` batches on ``data``'s slices and save the predictor to ``out``."""
     import torch
@@ -68,9 +71,12 @@ def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batc
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = pick_device(device)
-    inputs, targets = data.slices()
-    probs = balanced_weights(targets)
-    net = build_regressor().to(dev)
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {sorted(TARGETS)}, got {target!r}")
+    inputs, dice = data.slices()
+    targets = dice[:, None] if target == "dice" else data.split_slices()
+    probs = balanced_weights(dice)
+    net = build_regressor({"outputs": TARGETS[target]}).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
     losses, running, start = [], [], time.perf_counter()
@@ -80,7 +86,7 @@ def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batc
         x = torch.from_numpy(_flip(_jitter_image(inputs[rows].astype(np.float32), rng, jitter), rng)).to(dev)
         y = torch.from_numpy(targets[rows]).to(dev)
         opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(net(x)[:, 0], y)
+        loss = torch.nn.functional.mse_loss(net(x), y)
         loss.backward()
         opt.step()
         sched.step()
@@ -91,7 +97,7 @@ def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batc
             if on_log is not None:
                 on_log(step + 1, losses[-1])
     meta = {"command": command, "seed": seed, "steps": steps, "batch": batch, "lr": lr, "jitter": jitter,
-            "pairs": len(data),
+            "target": target, "pairs": len(data),
             "slices": int(len(targets)), "train_seconds": round(time.perf_counter() - start, 1),
             "final_loss": losses[-1]}
     net.eval()
