@@ -197,14 +197,14 @@ def test_shipped_predictor_is_accurate_on_held_out_cohort(heldout_results):
     acc = heldout_results["held-out demo cohort"]
     assert acc.n >= 24 and acc.true.min() < 0.3 and acc.true.max() > 0.8  # the set spans the range
     assert acc.pearson_r >= 0.85, acc.summary()  # issue #4 goal: r >= 0.85 (met)
-    # Issue #4's MAE goal is 0.07; the shipped model measures 0.083 on this set (see Resources/Models/README.md).
-    # This bound guards against regressions; it is not the goal.
-    assert acc.mae <= 0.09, acc.summary()
+    # Issue #4 goal: MAE <= 0.07; the shipped model measures 0.064 on this set (0.076 on the 8-case set of
+    # Resources/Models/README.md, where the goal is missed).
+    assert acc.mae <= 0.07, acc.summary()
 
 
 def test_shipped_predictor_generalises_to_the_real_mri(heldout_results, real_dir):
     acc = heldout_results["real MRI, perturbed masks"]
-    assert acc.pearson_r >= 0.7, acc.summary()
+    assert acc.pearson_r >= 0.85, acc.summary()  # goal 0.7; the shipped model measures 0.878
 
 
 def test_shipped_model_is_small():

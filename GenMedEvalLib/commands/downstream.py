@@ -55,17 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cases", type=int, default=80, help="cohort cases to generate (default 80)")
     p.add_argument("--masks", type=int, default=16, help="perturbed masks per case (default 16)")
     p.add_argument("--seed", type=int, default=2)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=48)
     p.add_argument("--segmenter", type=Path, default=None, help="segmenter whose predictions join the training pairs "
                    "(default: the shipped one; 'none' to skip)")
     p.add_argument("--heldout-cases", type=int, default=8, help="demo-cohort cases for the accuracy report")
-    p.add_argument("--target", choices=("split", "dice"), default="split",
-                   help="slice targets: precision and share (exact volume Dice; default) or the slice Dice")
+    p.add_argument("--target", choices=("dice", "split"), default="dice",
+                   help="slice targets: the slice Dice (default) or precision and share (exact volume Dice)")
     p.add_argument("--image-jitter", choices=("full", "gamma"), default="full",
                    help="image-channel augmentation: gamma + noise, and with 'full' also contrast and blur")
-    p.add_argument("--calibration-cases", type=int, default=16,
-                   help="cases (seed 3) on which a linear recalibration of the volume score is fitted (0: none)")
+    p.add_argument("--calibration-cases", type=int, default=0,
+                   help="fit a linear recalibration of the volume score on this many cohort cases of seed 3 "
+                   "(default 0: none)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
     p.set_defaults(func=run_train_quality)

@@ -4,10 +4,12 @@ Network: a MONAI ResNet (basic blocks, one per stage, 16-128 channels, 2D) on tw
 (image crop, mask crop; ``crops.py``), trained with MSE (SPEC section 5). 64-pixel crops keep
 training on a 2-core CPU to minutes. Two output kinds:
 
-- ``split`` (default, 2 outputs): the slice's *precision* (fraction of the mask that is tumour)
-  and *share* (|P| / (|P| + |G|)). With the known mask areas these give the volume's Dice exactly,
-  2 sum(precision P) / sum(P / share), so no slice-to-volume approximation is added;
-- ``dice`` (1 output, the first shipped format): the slice's Dice, averaged with mask areas as weights.
+- ``dice`` (default, 1 output; the shipped model): the slice's Dice; the volume score is the slice
+  predictions averaged with the mask areas as weights;
+- ``split`` (2 outputs): the slice's *precision* (fraction of the mask that is tumour) and *share*
+  (|P| / (|P| + |G|)). With the known mask areas these give the volume's Dice exactly,
+  2 sum(precision P) / sum(P / share), so no slice-to-volume approximation is added (trained here
+  with the same recipe it was less accurate: see Resources/Models/README.md).
 
 Test-time flips (4 views) give each prediction a spread. A checkpoint may carry a linear
 recalibration of the volume score (``calibrate.py``), fitted on cases the network never saw.
@@ -28,12 +30,12 @@ from .crops import slice_crops
 CHECKPOINT_FORMAT = "genmedeval-quality/2"
 READABLE_FORMATS = ("genmedeval-quality/1", CHECKPOINT_FORMAT)
 DEFAULT_ARCH: dict[str, Any] = {"layers": [1, 1, 1, 1], "block_inplanes": [16, 32, 64, 128], "conv1_t_size": 5,
-                                "outputs": 2}
+                                "outputs": 1}
 TARGETS = {"dice": 1, "split": 2}
 MIN_SHARE = 0.05  # a slice's mask is at least 5 % of mask + tumour: bounds the tumour a prediction can imply
 DEFAULT_QUALITY = "quality.pt"
 # The shipped file's digest: a changed or corrupt file is refused (retraining: update it and Resources/Models/README.md).
-QUALITY_SHA256 = "056ff301cddc5f419301437f0525d6ec7c46c17102084daaa9c39a0172a6e127"
+QUALITY_SHA256 = "eff89922df187ae46afcf83e707a30751a604380602f4f8421a022096f9e2e69"
 
 
 def build_regressor(arch: dict[str, Any] | None = None):

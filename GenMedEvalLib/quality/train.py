@@ -1,7 +1,7 @@
 """``genmedeval train-quality``: fit the quality network to slice targets with MSE.
 
-Targets (``model.TARGETS``): ``split`` (default) the slice's precision and share, from which the
-volume Dice follows exactly; ``dice`` the slice's Dice.
+Targets (``model.TARGETS``): ``dice`` (default) the slice's Dice; ``split`` the slice's precision
+and share, from which the volume Dice follows exactly.
 
 Slices are drawn with weights inversely proportional to how common their Dice decile is, so the
 network sees bad and good masks equally often; crops are flipped at random (the predictor averages
@@ -61,7 +61,7 @@ def _jitter_image(batch: np.ndarray, rng: np.random.Generator, jitter: str = "fu
 
 def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batch: int = 64, lr: float = 2e-3,
                   seed: int = 2, size: int = 64, margin: float = 0.5, min_mm: float = 16.0, command: str = "",
-                  jitter: str = "full", target: str = "split",
+                  jitter: str = "full", target: str = "dice",
                   device: str | None = None, on_log: Callable[[int, float], None] | None = None) -> tuple[Path, list[float]]:
     """Train for ``steps`` batches on ``data``'s slices and save the predictor to ``out``."""
     import torch
