@@ -264,3 +264,18 @@ def test_quality_cli_mismatched_prediction_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "case.nii.gz" in err
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_calibrate_quality_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    missing = tmp_path / "nope.pt"
+    assert main(["calibrate-quality", str(missing), "--cases", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope.pt" in err and "not found" in err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    assert main(["calibrate-quality", str(junk), "--out", str(tmp_path / "out.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "junk.pt" in err
+    assert junk.read_bytes() == b"not a model" and not (tmp_path / "out.pt").exists()
+    assert main(["calibrate-quality", str(junk), "--cases", "1"]) == 2  # too few cases: refused before any work
+    assert "at least 2" in capsys.readouterr().err

@@ -241,11 +241,13 @@ def _print_fit(fit, cases: int, seed: int) -> None:
 
 def run_calibrate_quality(args: argparse.Namespace) -> int:
     """Fit and store the recalibration of an existing quality model."""
-    from ..errors import InputError
+    from ..errors import InputError, ParameterError
     from ..quality.calibrate import calibrate_model, calibration_cohort
     from ..quality.model import load_predictor
     from ..segment import load_segmenter
 
+    if args.cases < 2:
+        raise ParameterError(f"--cases must be at least 2, got {args.cases}")
     if not args.model.is_file():
         raise InputError("quality model not found", args.model)
     load_predictor(args.model, device=args.device)  # a bad file fails before the cohort is built

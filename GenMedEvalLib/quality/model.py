@@ -232,7 +232,7 @@ def load_predictor(path: str | Path | None = None, *, device: str | None = None,
     try:
         payload = torch.load(target, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unreadable files are bad input
-        raise InputError(f"not a quality model file ({str(exc).splitlines()[0][:120]})", target) from exc
+        raise InputError(f"not a quality model file (torch.load failed: {type(exc).__name__})", target) from exc
     if not (isinstance(payload, dict) and payload.get("format") in READABLE_FORMATS):
         raise InputError("not a GenMedEval quality model (format tag missing)", target)
     return QualityPredictor(payload, source=str(target), device=device, tta=tta)
