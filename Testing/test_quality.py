@@ -150,14 +150,15 @@ def test_calibration_fit_recovers_a_known_line_and_refuses_bad_fits():
 
 def test_calibrated_checkpoint_applies_its_line_to_the_volume_score(tmp_path):
     """calibrate_model writes the least-squares line; the loaded model scores clip(a + b * raw)."""
-    from GenMedEvalLib.quality.calibrate import calibrate_model, calibration_cohort, raw_volume_scores
+    from GenMedEvalLib.quality.calibrate import calibrate_model, calibration_cohort
+    from GenMedEvalLib.quality.evaluate import raw_volume_scores
     from GenMedEvalLib.quality.model import apply_calibration, default_quality_path
 
     data = calibration_cohort(2, segmenter=None)
     out = tmp_path / "calibrated.pt"
     source = default_quality_path()
     before = source.read_bytes()
-    fit = calibrate_model(source, data, out=out)
+    fit = calibrate_model(load_predictor(source), data, out=out)
     assert source.read_bytes() == before  # the input model is never modified
     model = load_predictor(out)
     assert model.calibration == (fit.intercept, fit.slope)

@@ -222,7 +222,8 @@ def run_train_quality(args: argparse.Namespace) -> int:
                                  command=_command_line(), device=args.device, on_log=_log_every(500),
                                  jitter=args.image_jitter, target=args.target)
     if args.calibration_cases:
-        fit = calibrate_model(path, calibration_cohort(args.calibration_cases, segmenter=segmenter), device=args.device)
+        fit = calibrate_model(load_predictor(path, device=args.device),
+                              calibration_cohort(args.calibration_cases, segmenter=segmenter))
         _print_fit(fit, args.calibration_cases, CALIBRATION_SEED)
     predictor = load_predictor(path, device=args.device)
     results = {"held-out demo cohort": accuracy(predictor, cohort_heldout(args.heldout_cases, segmenter=segmenter)),
@@ -241,19 +242,15 @@ def _print_fit(fit, cases: int, seed: int) -> None:
 
 def run_calibrate_quality(args: argparse.Namespace) -> int:
     """Fit and store the recalibration of an existing quality model."""
-    from ..errors import InputError, ParameterError
-    from ..quality.calibrate import calibrate_model, calibration_cohort
+    from ..quality.calibrate import calibrate_model, calibration_cohort, check_cases
     from ..quality.model import load_predictor
     from ..segment import load_segmenter
 
-    if args.cases < 2:
-        raise ParameterError(f"--cases must be at least 2, got {args.cases}")
-    if not args.model.is_file():
-        raise InputError("quality model not found", args.model)
-    load_predictor(args.model, device=args.device)  # a bad file fails before the cohort is built
+    check_cases(args.cases)
+    predictor = load_predictor(args.model, device=args.device)  # a bad file fails before the cohort is built
     segmenter = None if str(args.segmenter) == "none" else load_segmenter(args.segmenter, device=args.device)
-    fit = calibrate_model(args.model, calibration_cohort(args.cases, seed=args.seed, segmenter=segmenter),
-                          out=args.out, seed=args.seed, device=args.device)
+    fit = calibrate_model(predictor, calibration_cohort(args.cases, seed=args.seed, segmenter=segmenter),
+                          out=args.out, seed=args.seed)
     _print_fit(fit, args.cases, args.seed)
     print(f"calibrated model -> {args.out or args.model}")
     return 0

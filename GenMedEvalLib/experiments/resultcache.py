@@ -17,17 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..digest import array_digest
 from ..io import atomic_path, write_text
-
-
-def array_digest(*arrays: np.ndarray, extra: str = "") -> str:
-    """Hex SHA-256 of the arrays' dtypes, shapes and bytes (and ``extra``)."""
-    digest = hashlib.sha256(extra.encode())
-    for array in arrays:
-        data = np.ascontiguousarray(array)
-        digest.update(f"{data.dtype.str}{data.shape}".encode())
-        digest.update(data.tobytes())
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=16)

@@ -210,7 +210,7 @@ def _write_changed(folder: Path, cases: list[Case], images: list[np.ndarray]) ->
     ``digests.json`` beside the volumes records each written array's content hash, so a second
     run over the same data skips the (gzip-bound) writes.
     """
-    from .resultcache import array_digest
+    from ..digest import array_digest
 
     record = folder / "digests.json"
     try:

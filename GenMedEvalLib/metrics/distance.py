@@ -150,16 +150,18 @@ def kernel_distance(reference, generated, *, num_subsets: int = 100, subset_size
     Lower is better.
     """
     x, y = pair(reference, generated)
-    subsets = kid_subsets(len(x), len(y), num_subsets=num_subsets, subset_size=subset_size, seed=seed)
-    if len(x) == len(y) == len(subsets[0][0]):
-        # Every subset is a permutation of both whole sets and the unbiased MMD^2 is permutation
-        # invariant: all subsets give the same value, so compute it once (std 0).
-        return unbiased_mmd2(_poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)), 0.0
-    values = []
-    for ix, iy in subsets:
-        a, b = x[ix], y[iy]
-        values.append(unbiased_mmd2(_poly_kernel(a, a), _poly_kernel(b, b), _poly_kernel(a, b)))
+    if len(x) == len(y) <= subset_size:
+        # Every subset would be a permutation of both whole sets and the unbiased MMD^2 is
+        # permutation invariant: all subsets give the same value, so compute it once (std 0).
+        return _poly_mmd2(x, y), 0.0
+    values = [_poly_mmd2(x[ix], y[iy])
+              for ix, iy in kid_subsets(len(x), len(y), num_subsets=num_subsets, subset_size=subset_size, seed=seed)]
     return float(np.mean(values)), float(np.std(values))
+
+
+def _poly_mmd2(a: np.ndarray, b: np.ndarray) -> float:
+    """Unbiased MMD^2 of two sets under the cubic polynomial kernel."""
+    return unbiased_mmd2(_poly_kernel(a, a), _poly_kernel(b, b), _poly_kernel(a, b))
 
 
 def mmd_rbf(reference, generated, *, sigma: float = 10.0, scale: float = 1000.0) -> float:

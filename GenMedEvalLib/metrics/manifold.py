@@ -9,11 +9,11 @@ the ``prdc`` package's.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..digest import array_digest
 from ._checks import MetricInputError, as_features, pair
 
 BLOCK = 1024
@@ -373,7 +373,7 @@ def _ct_cells(train: np.ndarray, cells: int, pca_dims: int, seed: int):
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
-    key = (hashlib.sha256(np.ascontiguousarray(train).tobytes()).hexdigest(), train.shape, cells, pca_dims, seed)
+    key = (array_digest(train), cells, pca_dims, seed)
     if key not in _CT_FITS:
         pca = None
         if train.shape[1] > pca_dims:

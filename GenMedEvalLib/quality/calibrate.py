@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from .dataset import QualityData
-from .model import CHECKPOINT_FORMAT, IDENTITY, apply_calibration, load_predictor, write_payload
+from .evaluate import raw_volume_scores
+from .model import IDENTITY, QualityPredictor, apply_calibration
 
 CALIBRATION_SEED = 3
 MIN_PAIRS = 10
@@ -54,35 +55,28 @@ def fit_calibration(true: np.ndarray, raw: np.ndarray) -> CalibrationFit:
                           float(np.mean(np.abs(true - after))))
 
 
-def raw_volume_scores(predictor, data: QualityData) -> np.ndarray:
-    """Each pair's volume score before recalibration."""
-    return np.asarray([predictor.score_inputs(inputs.astype(np.float32), areas).raw_volume_score()
-                       for inputs, areas in zip(data.inputs, data.areas, strict=True)])
-
-
-def calibrate_model(path: str | Path, data: QualityData, *, out: str | Path | None = None,
-                    seed: int = CALIBRATION_SEED, device: str | None = None) -> CalibrationFit:
-    """Fit the recalibration of the model at ``path`` on ``data`` and write the model with it (atomically)."""
-    import torch
-
-    predictor = load_predictor(path, device=device)
+def calibrate_model(predictor: QualityPredictor, data: QualityData, *, out: str | Path | None = None,
+                    seed: int = CALIBRATION_SEED) -> CalibrationFit:
+    """Fit the recalibration of ``predictor`` on ``data`` and write the model with it to ``out``
+    (default: the file it was loaded from), atomically."""
     fit = fit_calibration(np.asarray(data.volume_dice), raw_volume_scores(predictor, data))
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    payload["arch"] = {**payload["arch"], "outputs": predictor.outputs}
-    payload["format"] = CHECKPOINT_FORMAT
-    payload["calibration"] = fit.record(seed)
-    write_payload(payload, out or path)
+    predictor.save(out or predictor.source, calibration=fit.record(seed))
     return fit
+
+
+def check_cases(n_cases: int) -> None:
+    """A calibration cohort needs at least 2 cases (a line through fewer is meaningless)."""
+    if n_cases < 2:
+        raise ParameterError(f"calibration needs at least 2 cases, got {n_cases}")
 
 
 def calibration_cohort(n_cases: int, *, seed: int = CALIBRATION_SEED, segmenter=None) -> QualityData:
     """Calibration pairs: ``n_cases`` tumour cases of a cohort drawn with ``seed``, 6 perturbed masks each."""
     from .heldout import cohort_heldout
 
-    if n_cases < 2:
-        raise ParameterError(f"calibration needs at least 2 cases, got {n_cases}")
+    check_cases(n_cases)
     return cohort_heldout(n_cases, 6, seed=seed, segmenter=segmenter)
 
 
-__all__ = ["CALIBRATION_SEED", "IDENTITY", "CalibrationFit", "calibrate_model", "calibration_cohort",
-           "fit_calibration", "raw_volume_scores"]
+__all__ = ["CALIBRATION_SEED", "IDENTITY", "CalibrationFit", "calibrate_model", "calibration_cohort", "check_cases",
+           "fit_calibration"]

@@ -37,7 +37,7 @@ def split_targets(pred: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndar
     """Per slice ``(precision, share)``: the fraction of the mask that is tumour, |P| / (|P| + |G|).
 
     The two numbers give a volume's Dice exactly from its slices: with mask areas P_s,
-    2 sum(precision_s P_s) / sum(P_s / share_s) (see ``model.split_volume_dice``). Slices without mask get (0, 0).
+    2 sum(precision_s P_s) / sum(P_s / share_s) (see ``model.volume_dice_from``). Slices without mask get (0, 0).
     """
     n_pred, n_truth, inter = slice_counts(pred, truth, axis)
     has = n_pred > 0

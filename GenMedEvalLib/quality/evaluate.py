@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import QualityData
-from .model import QualityPredictor
+from .model import QualityPredictor, SliceScores
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,20 @@ class Accuracy:
         return f"Pearson r {self.pearson_r:.3f}, MAE {self.mae:.3f} over {self.n} masks"
 
 
+def slice_scores(predictor: QualityPredictor, data: QualityData) -> list[SliceScores]:
+    """The predictor's slice scores for every pair in ``data``."""
+    return [predictor.score_inputs(inputs.astype(np.float32), areas)
+            for inputs, areas in zip(data.inputs, data.areas, strict=True)]
+
+
 def predict_volumes(predictor: QualityPredictor, data: QualityData) -> np.ndarray:
     """The predicted volume Dice of every pair in ``data``."""
-    return np.asarray([predictor.score_inputs(inputs.astype(np.float32), areas).volume_score()
-                       for inputs, areas in zip(data.inputs, data.areas, strict=True)])
+    return np.asarray([scores.volume_score() for scores in slice_scores(predictor, data)])
+
+
+def raw_volume_scores(predictor: QualityPredictor, data: QualityData) -> np.ndarray:
+    """Each pair's volume score before the model's recalibration."""
+    return np.asarray([scores.raw_volume_score() for scores in slice_scores(predictor, data)])
 
 
 def accuracy(predictor: QualityPredictor, data: QualityData) -> Accuracy:

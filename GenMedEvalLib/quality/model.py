@@ -134,22 +134,17 @@ def shipped_quality() -> Path:
 
 def save_checkpoint(net, path: str | Path, *, size: int, margin: float, min_mm: float, meta: dict[str, Any],
                     arch: dict[str, Any] | None = None, calibration: dict[str, Any] | None = None) -> Path:
-    """Write the weights and the crop recipe they were trained with, atomically."""
+    """Write the weights and the crop recipe they were trained with (and a calibration), atomically."""
+    import torch
+
+    from ..io import atomic_path
+
     arch = {**DEFAULT_ARCH, "outputs": int(net.fc.out_features), **(arch or {})}
     payload = {"format": CHECKPOINT_FORMAT, "arch": arch, "size": int(size),
                "margin": float(margin), "min_mm": float(min_mm), "meta": meta,
                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
     if calibration is not None:
         payload["calibration"] = dict(calibration)
-    return write_payload(payload, path)
-
-
-def write_payload(payload: dict[str, Any], path: str | Path) -> Path:
-    """``torch.save`` a checkpoint dictionary atomically."""
-    import torch
-
-    from ..io import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -168,6 +163,7 @@ class QualityPredictor:
         self.meta = dict(payload.get("meta", {}))
         self.tta, self.batch_size = tta, batch_size
         arch = {"outputs": 1, **payload["arch"]} if payload.get("format") == READABLE_FORMATS[0] else payload["arch"]
+        self.arch = dict(arch)
         self.outputs = int(arch.get("outputs", 1))
         cal = payload.get("calibration") or {}
         self.calibration = (float(cal.get("intercept", 0.0)), float(cal.get("slope", 1.0)))
@@ -177,6 +173,11 @@ class QualityPredictor:
         except RuntimeError as exc:
             raise InputError(f"weights do not fit the quality network ({str(exc).splitlines()[0]})", source) from exc
         self.net.to(self.device).eval()
+
+    def save(self, path: str | Path, calibration: dict[str, Any] | None = None) -> Path:
+        """Write this model (in the current checkpoint format) with ``calibration``, atomically."""
+        return save_checkpoint(self.net, path, size=self.size, margin=self.margin, min_mm=self.min_mm, meta=self.meta,
+                               arch=self.arch, calibration=calibration)
 
     def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """Network outputs ``(S, V, K)`` for crops ``(S, 2, size, size)`` under V test-time flips."""
