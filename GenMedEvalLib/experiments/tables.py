@@ -66,8 +66,8 @@ def heatmap_png(rows: list[dict[str, Any]], path: Path,
     ax.set_yticks(range(len(metrics)), metrics, fontsize=8)
     for i in range(len(metrics)):
         for j in range(len(conditions)):
-            if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{np.clip(grid[i, j], -99, 99):.1f}", ha="center", va="center", fontsize=5.5)
+            text = f"{np.clip(grid[i, j], -99, 99):.1f}" if np.isfinite(grid[i, j]) else "n/a"  # undefined metric
+            ax.text(j, i, text, ha="center", va="center", fontsize=5.5)
     families = [next(r["family"] for r in rows if r["condition"] == c) for c in conditions]
     for j in range(1, len(conditions)):
         if families[j] != families[j - 1]:
@@ -76,7 +76,7 @@ def heatmap_png(rows: list[dict[str, Any]], path: Path,
     ax.set_title(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")  # keeps the colour bar's label whole
     plt.close(fig)
     return path
 
