@@ -74,12 +74,37 @@ def test_split_targets_give_the_volume_dice_exactly():
     inter = (mask & truth)[touched].sum(axis=(1, 2))
     assert split[:, 0] == pytest.approx(inter / areas)
     assert split[:, 1] == pytest.approx(areas / (areas + truth[touched].sum(axis=(1, 2))))
-    assert volume_dice_from(split, areas) == pytest.approx(dice_score(mask, truth), rel=1e-12)
-    # the one-output (slice Dice) format averages with mask areas as weights
+    assert volume_dice_from(split, areas, "split") == pytest.approx(dice_score(mask, truth), rel=1e-12)
+    # slice Dice with share weights |P| / share = |P| + |G|: the volume Dice up to the +1 smoothing of each slice,
+    # closer than mask-area weights, which under-weight the slices where the mask fits
     per_slice = slice_dice(mask, truth)[touched]
+    with_share = volume_dice_from(np.column_stack([per_slice, split[:, 1]]), areas, "dice_share")
+    assert with_share == pytest.approx(dice_score(mask, truth), abs=2e-3)
+    assert abs(volume_dice_from(per_slice[:, None], areas) - dice_score(mask, truth)) > 5 * abs(
+        with_share - dice_score(mask, truth))
+    # the one-output (slice Dice) format averages with mask areas as weights
     scores = SliceScores(touched, areas, per_slice[:, None, None], axis=0)
     assert scores.volume_score() == pytest.approx(np.average(per_slice, weights=areas))
     assert scores.predicted == pytest.approx(per_slice) and (scores.spread == 0).all()
+
+
+def test_training_targets_and_target_kind_of_older_checkpoints():
+    """``dice_share`` trains on (slice Dice, share); checkpoints without a target field keep their meaning."""
+    from GenMedEvalLib.quality.dataset import QualityData
+    from GenMedEvalLib.quality.dice import split_targets
+    from GenMedEvalLib.quality.model import arch_target
+    from GenMedEvalLib.quality.train import training_targets
+
+    data, mask, truth = QualityData(), np.roll(ball(), 3, axis=1), ball()
+    data.add(np.ones(mask.shape, np.float32), mask, truth, (1.0, 1.0, 1.0), "test", size=32)
+    touched = np.nonzero(mask.any(axis=(1, 2)))[0]
+    both = training_targets(data, "dice_share")
+    assert both[:, 0] == pytest.approx(slice_dice(mask, truth)[touched])
+    assert both[:, 1] == pytest.approx(split_targets(mask, truth)[touched, 1])
+    assert training_targets(data, "dice").shape == (len(touched), 1)
+    assert training_targets(data, "split") == pytest.approx(split_targets(mask, truth)[touched])
+    assert [arch_target({"outputs": 1}), arch_target({"outputs": 2}), arch_target({"outputs": 2, "target": "dice_share"})
+            ] == ["dice", "split", "dice_share"]
 
 
 def test_random_masks_cover_the_dice_range():
@@ -188,7 +213,7 @@ def heldout_results(artifacts_dir):
     from GenMedEvalLib.segment import load_segmenter
 
     predictor = load_predictor()
-    results = {"held-out demo cohort": accuracy(predictor, cohort_heldout(4, 6, segmenter=load_segmenter())),
+    results = {"held-out demo cohort": accuracy(predictor, cohort_heldout(8, 6, segmenter=load_segmenter())),
                "real MRI, perturbed masks": accuracy(predictor, real_heldout(16))}
     calibration_plot(results, artifacts_dir / "quality_calibration.png")
     return results
@@ -196,16 +221,15 @@ def heldout_results(artifacts_dir):
 
 def test_shipped_predictor_is_accurate_on_held_out_cohort(heldout_results):
     acc = heldout_results["held-out demo cohort"]
-    assert acc.n >= 24 and acc.true.min() < 0.3 and acc.true.max() > 0.8  # the set spans the range
-    assert acc.pearson_r >= 0.85, acc.summary()  # issue #4 goal: r >= 0.85 (met)
-    # Issue #4 goal: MAE <= 0.07; the shipped model measures 0.064 on this set (0.076 on the 8-case set of
-    # Resources/Models/README.md, where the goal is missed).
+    assert acc.n >= 60 and acc.true.min() < 0.3 and acc.true.max() > 0.8  # 8 unseen cases, the set spans the range
+    # Issue #4 goals: r >= 0.85 and MAE <= 0.07; the shipped model measures r 0.951, MAE 0.066 on these 63 masks.
+    assert acc.pearson_r >= 0.85, acc.summary()
     assert acc.mae <= 0.07, acc.summary()
 
 
 def test_shipped_predictor_generalises_to_the_real_mri(heldout_results, real_dir):
     acc = heldout_results["real MRI, perturbed masks"]
-    assert acc.pearson_r >= 0.85, acc.summary()  # goal 0.7; the shipped model measures 0.878
+    assert acc.pearson_r >= 0.8, acc.summary()  # goal 0.7; the shipped model measures 0.858
 
 
 def test_shipped_model_is_small():
@@ -224,11 +248,15 @@ def test_evanyseg_score_segments_then_predicts():
     assert abs(score - dice_score(mask, truth)) < 0.2
     slices = predict_slices(image, mask, spacing_zyx=spacing)
     mean = slices.outputs.mean(axis=1)  # over the test-time views
-    if mean.shape[1] == 1:  # slice Dice per slice, weighted by mask area
-        raw = np.clip(np.average(np.clip(mean[:, 0], 0, 1), weights=slices.areas), 0, 1)
+    target = default_predictor().target
+    if target == "dice":  # slice Dice per slice, weighted by mask area
+        raw = np.average(np.clip(mean[:, 0], 0, 1), weights=slices.areas)
+    elif target == "dice_share":  # slice Dice weighted by mask area / share = predicted |P| + |G|
+        raw = np.average(np.clip(mean[:, 0], 0, 1), weights=slices.areas / np.clip(mean[:, 1], 0.05, 1))
     else:  # precision and share per slice
         precision, share = np.clip(mean[:, 0], 0, 1), np.clip(mean[:, 1], 0.05, 1)
         raw = min((2 * (precision * slices.areas).sum() + 1) / ((slices.areas / share).sum() + 1), 1.0)
+    assert slices.weights == pytest.approx(slices.areas if target == "dice" else slices.areas / np.clip(mean[:, 1], 0.05, 1))
     intercept, slope = default_predictor().calibration
     assert score == pytest.approx(np.clip(intercept + slope * raw, 0, 1))
 

@@ -60,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segmenter", type=Path, default=None, help="segmenter whose predictions join the training pairs "
                    "(default: the shipped one; 'none' to skip)")
     p.add_argument("--heldout-cases", type=int, default=8, help="demo-cohort cases for the accuracy report")
-    p.add_argument("--target", choices=("dice", "split"), default="dice",
-                   help="slice targets: the slice Dice (default) or precision and share (exact volume Dice)")
+    p.add_argument("--target", choices=("dice_share", "dice", "split"), default="dice_share",
+                   help="slice targets: Dice and share |P|/(|P|+|G|) (default; the share weights the volume average), "
+                        "Dice alone (mask-area weights), or precision and share")
     p.add_argument("--image-jitter", choices=("full", "gamma"), default="full",
                    help="image-channel augmentation: gamma + noise, and with 'full' also contrast and blur")
     p.add_argument("--calibration-cases", type=int, default=0,
@@ -162,7 +163,8 @@ def quality_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
             row.update(predicted_dice=round(scores.volume_score(), 4), spread=round(scores.volume_spread(), 4),
                        slices=len(scores.index))
             per_slice[item.name] = {"axis": scores.axis, "slice": scores.index.tolist(),
-                                    "predicted": np.round(scores.predicted, 4).tolist(), "area": scores.areas.tolist()}
+                                    "predicted": np.round(scores.predicted, 4).tolist(), "area": scores.areas.tolist(),
+                                    "weight": np.round(scores.weights, 1).tolist()}
         if args.masks:
             if item.mask is None:
                 from ..errors import InputError

@@ -2,14 +2,18 @@
 
 Network: a MONAI ResNet (basic blocks, one per stage, 16-128 channels, 2D) on two input channels
 (image crop, mask crop; ``crops.py``), trained with MSE (SPEC section 5). 64-pixel crops keep
-training on a 2-core CPU to minutes. Two output kinds:
+training on a 2-core CPU to minutes. Three target kinds (``TARGETS``, recorded as ``arch["target"]``):
 
-- ``dice`` (default, 1 output; the shipped model): the slice's Dice; the volume score is the slice
-  predictions averaged with the mask areas as weights;
+- ``dice`` (1 output): the slice's Dice; the volume score is the slice predictions averaged with
+  the mask areas as weights;
 - ``split`` (2 outputs): the slice's *precision* (fraction of the mask that is tumour) and *share*
   (|P| / (|P| + |G|)). With the known mask areas these give the volume's Dice exactly,
-  2 sum(precision P) / sum(P / share), so no slice-to-volume approximation is added (trained here
-  with the same recipe it was less accurate: see Resources/Models/README.md).
+  2 sum(precision P) / sum(P / share), so no slice-to-volume approximation is added;
+- ``dice_share`` (2 outputs; the shipped model): the slice's Dice and its share. The volume's Dice is
+  exactly the slice Dice averaged with weights |P| + |G| = |P| / share, so the share fixes the
+  weights that ``dice`` has to guess (mask area alone under-weights well-placed slices), while the
+  Dice itself is learnt directly, which worked better than learning precision
+  (Resources/Models/README.md).
 
 Test-time flips (4 views) give each prediction a spread. A checkpoint may carry a linear
 recalibration of the volume score (``calibrate.py``), fitted on cases the network never saw.
@@ -31,11 +35,11 @@ CHECKPOINT_FORMAT = "genmedeval-quality/2"
 READABLE_FORMATS = ("genmedeval-quality/1", CHECKPOINT_FORMAT)
 DEFAULT_ARCH: dict[str, Any] = {"layers": [1, 1, 1, 1], "block_inplanes": [16, 32, 64, 128], "conv1_t_size": 5,
                                 "outputs": 1}
-TARGETS = {"dice": 1, "split": 2}
+TARGETS = {"dice": 1, "split": 2, "dice_share": 2}
 MIN_SHARE = 0.05  # a slice's mask is at least 5 % of mask + tumour: bounds the tumour a prediction can imply
 DEFAULT_QUALITY = "quality.pt"
 # The shipped file's digest: a changed or corrupt file is refused (retraining: update it and Resources/Models/README.md).
-QUALITY_SHA256 = "eff89922df187ae46afcf83e707a30751a604380602f4f8421a022096f9e2e69"
+QUALITY_SHA256 = "6d816145bbd7491465ed98b1b6b3ffee3af41e4bcaa2008df1eda2bc738d4fc4"
 
 
 def build_regressor(arch: dict[str, Any] | None = None):
@@ -57,54 +61,75 @@ def apply_calibration(score: float, calibration: tuple[float, float] = IDENTITY)
     return float(np.clip(intercept + slope * score, 0.0, 1.0))
 
 
-def _split_parts(outputs: np.ndarray, areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per slice: predicted overlap with the tumour and predicted mask + tumour voxels (from precision, share)."""
-    precision = np.clip(outputs[..., 0], 0.0, 1.0)
-    share = np.clip(outputs[..., 1], MIN_SHARE, 1.0)
-    return precision * areas, areas / share
+def arch_target(arch: dict[str, Any]) -> str:
+    """The target kind a network was trained for (checkpoints without the field: by output count)."""
+    return str(arch.get("target") or ("dice" if int(arch.get("outputs", 1)) == 1 else "split"))
 
 
-def slice_dice_from(outputs: np.ndarray, areas: np.ndarray) -> np.ndarray:
-    """Slice Dice from network outputs ``(..., K)``: the output itself (K = 1) or from precision and share."""
-    if outputs.shape[-1] == 1:
+def _slice_totals(share: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """Predicted mask + tumour voxels of each slice, |P| / share (share bounded below by ``MIN_SHARE``)."""
+    return areas / np.clip(share, MIN_SHARE, 1.0)
+
+
+def slice_dice_from(outputs: np.ndarray, areas: np.ndarray, target: str = "dice") -> np.ndarray:
+    """Slice Dice from network outputs ``(..., K)``: the first output, or (``split``) from precision and share."""
+    if target != "split":
         return np.clip(outputs[..., 0], 0.0, 1.0)
-    overlap, total = _split_parts(outputs, areas)
-    return np.clip((2.0 * overlap + 1.0) / (total + 1.0), 0.0, 1.0)
+    overlap = np.clip(outputs[..., 0], 0.0, 1.0) * areas
+    return np.clip((2.0 * overlap + 1.0) / (_slice_totals(outputs[..., 1], areas) + 1.0), 0.0, 1.0)
 
 
-def volume_dice_from(outputs: np.ndarray, areas: np.ndarray) -> float:
-    """The volume's Dice from slice outputs ``(S, K)``: area-weighted (K = 1) or 2 sum(overlap) / sum(total)."""
+def volume_dice_from(outputs: np.ndarray, areas: np.ndarray, target: str = "dice") -> float:
+    """The volume's Dice from slice outputs ``(S, K)``.
+
+    ``dice``: slice Dice weighted by mask area; ``dice_share``: weighted by |P| / share (= |P| + |G|);
+    ``split``: 2 sum(precision |P|) / sum(|P| / share).
+    """
     if len(areas) == 0:
         return float("nan")
-    if outputs.shape[-1] == 1:
+    if target == "dice":
         return float(np.average(np.clip(outputs[:, 0], 0.0, 1.0), weights=areas))
-    overlap, total = _split_parts(outputs, areas)
-    return float(np.clip((2.0 * overlap.sum() + 1.0) / (total.sum() + 1.0), 0.0, 1.0))
+    totals = _slice_totals(outputs[:, 1], areas)
+    if target == "dice_share":
+        return float(np.average(np.clip(outputs[:, 0], 0.0, 1.0), weights=totals))
+    overlap = np.clip(outputs[:, 0], 0.0, 1.0) * areas
+    return float(np.clip((2.0 * overlap.sum() + 1.0) / (totals.sum() + 1.0), 0.0, 1.0))
 
 
 @dataclass(frozen=True)
 class SliceScores:
-    """Network outputs per slice and test-time view ``(S, V, K)``, the mask areas, slice indices and axis."""
+    """Network outputs per slice and test-time view ``(S, V, K)``, the mask areas, slice indices and axis.
+
+    ``target`` says what the outputs are (``TARGETS``).
+    """
 
     index: np.ndarray
     areas: np.ndarray
     outputs: np.ndarray
     axis: int
     calibration: tuple[float, float] = IDENTITY
+    target: str = "dice"
 
     @property
     def predicted(self) -> np.ndarray:
         """Predicted Dice of each slice (outputs averaged over the views)."""
-        return slice_dice_from(self.outputs.mean(axis=1), self.areas)
+        return slice_dice_from(self.outputs.mean(axis=1), self.areas, self.target)
 
     @property
     def spread(self) -> np.ndarray:
         """Standard deviation of each slice's predicted Dice over the test-time views."""
-        return slice_dice_from(self.outputs, self.areas[:, None]).std(axis=1)
+        return slice_dice_from(self.outputs, self.areas[:, None], self.target).std(axis=1)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Each slice's weight in the volume score: its mask area, or (with a share) predicted |P| + |G|."""
+        if self.target == "dice":
+            return self.areas
+        return _slice_totals(self.outputs.mean(axis=1)[:, 1], self.areas)
 
     def raw_volume_score(self) -> float:
         """The volume's Dice as the network's slice outputs give it, before any recalibration."""
-        return volume_dice_from(self.outputs.mean(axis=1), self.areas)
+        return volume_dice_from(self.outputs.mean(axis=1), self.areas, self.target)
 
     def volume_score(self) -> float:
         """The volume's predicted Dice (recalibrated when the model carries a calibration), in [0, 1]."""
@@ -112,7 +137,8 @@ class SliceScores:
 
     def volume_spread(self) -> float:
         """Standard deviation of the volume score over the test-time views: its uncertainty."""
-        views = [apply_calibration(volume_dice_from(self.outputs[:, v], self.areas), self.calibration)
+        views = [apply_calibration(volume_dice_from(self.outputs[:, v], self.areas, self.target),
+                                   self.calibration)
                  for v in range(self.outputs.shape[1])]
         return float(np.std(views))
 
@@ -165,6 +191,9 @@ class QualityPredictor:
         arch = {"outputs": 1, **payload["arch"]} if payload.get("format") == READABLE_FORMATS[0] else payload["arch"]
         self.arch = dict(arch)
         self.outputs = int(arch.get("outputs", 1))
+        self.target = arch_target(arch)
+        if self.target not in TARGETS or TARGETS[self.target] != self.outputs:
+            raise InputError(f"unknown quality target {self.target!r} with {self.outputs} outputs", source)
         cal = payload.get("calibration") or {}
         self.calibration = (float(cal.get("intercept", 0.0)), float(cal.get("slope", 1.0)))
         self.net = build_regressor(arch)
@@ -196,7 +225,8 @@ class QualityPredictor:
                      axis: int = 0) -> SliceScores:
         """Slice scores of prepared crops with their mask areas."""
         index = np.arange(len(areas)) if index is None else index
-        return SliceScores(index, np.asarray(areas, np.float64), self.predict_inputs(inputs), axis, self.calibration)
+        return SliceScores(index, np.asarray(areas, np.float64), self.predict_inputs(inputs), axis, self.calibration,
+                           self.target)
 
     def predict_slices(self, image: np.ndarray, mask: np.ndarray,
                        spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> SliceScores:

@@ -1,7 +1,8 @@
 """``genmedeval train-quality``: fit the quality network to slice targets with MSE.
 
-Targets (``model.TARGETS``): ``dice`` (default) the slice's Dice; ``split`` the slice's precision
-and share, from which the volume Dice follows exactly.
+Targets (``model.TARGETS``): ``dice`` the slice's Dice; ``split`` the slice's precision and share,
+from which the volume Dice follows exactly; ``dice_share`` (default) the slice's Dice and share (the
+share gives the exact weights of the slice-to-volume average).
 
 Slices are drawn with weights inversely proportional to how common their Dice decile is, so the
 network sees bad and good masks equally often; crops are flipped at random (the predictor averages
@@ -59,9 +60,18 @@ def _jitter_image(batch: np.ndarray, rng: np.random.Generator, jitter: str = "fu
     return batch
 
 
+def training_targets(data: QualityData, target: str) -> np.ndarray:
+    """Per-slice regression targets ``(N, K)`` for ``target``, in the order of ``data.slices()``."""
+    dice = np.concatenate(data.targets)[:, None]
+    if target == "dice":
+        return dice
+    split = data.split_slices()
+    return split if target == "split" else np.concatenate([dice, split[:, 1:]], axis=1)
+
+
 def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batch: int = 64, lr: float = 2e-3,
                   seed: int = 2, size: int = 64, margin: float = 0.5, min_mm: float = 16.0, command: str = "",
-                  jitter: str = "full", target: str = "dice",
+                  jitter: str = "full", target: str = "dice_share",
                   device: str | None = None, on_log: Callable[[int, float], None] | None = None) -> tuple[Path, list[float]]:
     """Train for ``steps`` batches on ``data``'s slices and save the predictor to ``out``."""
     import torch
@@ -74,7 +84,7 @@ def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batc
     if target not in TARGETS:
         raise ValueError(f"target must be one of {sorted(TARGETS)}, got {target!r}")
     inputs, dice = data.slices()
-    targets = dice[:, None] if target == "dice" else data.split_slices()
+    targets = training_targets(data, target)
     probs = balanced_weights(dice)
     net = build_regressor({"outputs": TARGETS[target]}).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -101,5 +111,6 @@ def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batc
             "slices": int(len(targets)), "train_seconds": round(time.perf_counter() - start, 1),
             "final_loss": losses[-1]}
     net.eval()
-    path = save_checkpoint(net.cpu(), out, size=size, margin=margin, min_mm=min_mm, meta=meta)
+    path = save_checkpoint(net.cpu(), out, size=size, margin=margin, min_mm=min_mm, meta=meta,
+                           arch={"target": target})
     return path, losses
