@@ -179,7 +179,36 @@ def test_congruence_matches_general_products():
     a = rng.standard_normal((80, 40))
     s1, s2 = a.T @ a / 79 + np.eye(40), np.cov(rng.standard_normal((90, 40)), rowvar=False)
     chol = linalg.cholesky(s1, lower=True)
-    np.testing.assert_allclose(D._congruence(chol, s2), chol.T @ s2 @ chol, rtol=1e-12, atol=1e-12)
+    before = s2.copy()
+    middle = D._congruence(chol, s2)  # its lower triangle is defined
+    np.testing.assert_allclose(np.tril(middle), np.tril(chol.T @ s2 @ chol), rtol=1e-12, atol=1e-12)
+    assert np.array_equal(s2, before)
+
+
+@pytest.mark.parametrize("two_stage", [True, False])
+def test_symmetric_eigenvalues_two_stage_and_fallback_agree_with_eigvalsh(two_stage, monkeypatch):
+    """The two-stage LAPACK routine (when scipy's OpenBLAS exports it) and the fallback read the lower triangle."""
+    from GenMedEvalLib.metrics import _eigen
+
+    a = np.random.default_rng(3).standard_normal((300, 300))
+    sym = a @ a.T
+    lower_only = np.tril(sym) + np.triu(np.full_like(sym, 7.0), 1)  # garbage above the diagonal is ignored
+    if two_stage and _eigen.two_stage_routine() is None:
+        pytest.skip("this scipy build's OpenBLAS does not export LAPACKE_dsyevd_2stage")
+    if not two_stage:
+        monkeypatch.setattr(_eigen, "two_stage_routine", lambda: None)
+    before = lower_only.copy()
+    values = _eigen.symmetric_eigvals(lower_only)
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(sym), rtol=1e-10, atol=1e-9 * np.abs(values).max())
+    assert np.array_equal(lower_only, before)  # the input is never used as workspace
+
+
+@pytest.mark.parametrize(("d", "tile"), [(600, 256), (37, 7), (5, 256)])
+def test_mirror_lower_copies_the_lower_triangle_upwards(d, tile):
+    lower = np.tril(np.random.default_rng(d).random((d, d))) + np.triu(np.full((d, d), -1.0), 1)
+    out = D.mirror_lower(np.asfortranarray(lower.copy()), tile)
+    expected = np.tril(lower) + np.tril(lower, -1).T
+    assert np.array_equal(out, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
 
 from ._checks import MetricInputError, pair
+from ._eigen import symmetric_eigvals
 
 GRAM_ROWS = 4096
 
@@ -18,16 +19,28 @@ GRAM_ROWS = 4096
 def centred_gram(x: np.ndarray, mu: np.ndarray, rows: int = GRAM_ROWS) -> np.ndarray:
     """(x - mu)^T (x - mu) in float64, accumulated over blocks of ``rows`` samples.
 
-    Each block is centred in float64 (exact for float32 input) and multiplied by its own
-    transpose, which numpy hands to BLAS ``syrk`` (half the flops of a general product). Only one
-    block is ever converted: no float64 copy of the whole feature matrix, no page-fault storm.
+    Each block is centred in float64 (exact for float32 input) and added into the lower triangle
+    of one Fortran-ordered result by BLAS ``syrk`` (half the flops of a general product, no
+    temporary per block); the upper triangle is mirrored once at the end. Only one block is ever
+    converted: no float64 copy of the whole feature matrix, no page-fault storm.
     """
     d = x.shape[1]
-    out = np.zeros((d, d))
+    out = np.zeros((d, d), order="F")
     for start in range(0, x.shape[0], rows):
         block = np.subtract(x[start:start + rows], mu, dtype=np.float64)
-        out += block.T @ block
-    return out
+        out = blas.dsyrk(1.0, block.T, beta=1.0, c=out, trans=0, lower=1, overwrite_c=1)
+    return mirror_lower(out)
+
+
+def mirror_lower(matrix: np.ndarray, tile: int = 256) -> np.ndarray:
+    """Copy the strict lower triangle onto the upper one in place, tile by tile (cache-friendly)."""
+    d = matrix.shape[0]
+    for j in range(0, d, tile):
+        matrix[j:j + tile, j + tile:] = matrix[j + tile:, j:j + tile].T
+        diagonal = matrix[j:j + tile, j:j + tile]
+        upper = np.triu_indices(diagonal.shape[0], 1)
+        diagonal[upper] = diagonal.T[upper]
+    return matrix
 
 
 def mean_cov(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,16 +61,19 @@ def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float | None:
         chol = linalg.cholesky(s1, lower=True, check_finite=False)
     except linalg.LinAlgError:
         return None
-    middle = _congruence(chol, s2)
-    eig = linalg.eigvalsh((middle + middle.T) / 2, check_finite=False)
+    eig = symmetric_eigvals(_congruence(chol, s2))
     return float(np.sqrt(np.clip(eig, 0, None)).sum())
 
 
-
 def _congruence(chol: np.ndarray, s2: np.ndarray) -> np.ndarray:
-    """L^T S2 L with two triangular products (BLAS trmm): half the flops of two general products."""
-    right = blas.dtrmm(1.0, chol, s2.T if s2.flags.c_contiguous else s2, side=1, lower=1)  # S2 L (S2 symmetric)
-    return blas.dtrmm(1.0, chol, right, side=0, lower=1, trans_a=1, overwrite_b=1)
+    """The lower triangle of L^T S2 L (upper triangle: undefined), by LAPACK ``sygst``.
+
+    ``sygst`` uses the symmetry of S2: about d^3 flops against 2 d^3 for two triangular products.
+    """
+    middle, info = lapack.dsygst(s2, chol, itype=2, lower=1)
+    if info != 0:
+        raise MetricInputError(f"LAPACK dsygst rejected argument {-info}")
+    return middle
 
 
 def _trace_sqrt_data_space(x: np.ndarray, y: np.ndarray) -> float:
