@@ -28,6 +28,9 @@ from GenMedEvalLib import metrics as M
 
 
 def timed(fn):
+    """``(fn(), seconds)``, after half a second idle: OpenMP workers of the previous call (torch's spin
+    about 0.2 s after a parallel region) would otherwise compete with this call's BLAS threads."""
+    time.sleep(0.5)
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
