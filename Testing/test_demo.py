@@ -98,7 +98,7 @@ def test_report_embeds_every_heat_map_and_view(demo_run):
     assert len(list((out / "views").glob("*.png"))) >= 6  # original, perturbed and difference views
     assert page.count('src="data:image/png;base64,') == len(pngs)
     assert "Findings" in page and "Kendall tau" in page and "as if they were models" in page
-    assert re.search(r"Network forward passes \d+ against \d+", page)
+    assert re.search(r"Network forward passes \d+: a naive run that encodes every condition.s slices makes \d+", page)
 
 
 def test_phase2_compares_models_with_rank_agreement(demo_run):

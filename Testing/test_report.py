@@ -129,3 +129,14 @@ def test_changed_fraction_is_recorded_and_a_no_op_is_not_called_blindness(run_di
     assert blur.holds is True
     blur = next(f for f in check_findings(rows, changed={"boundary_blur@1": 0.0}) if "boundary blur" in f.claim)
     assert blur.holds is None and "changed no voxel" in blur.detail
+
+
+def test_reuse_sentence_says_when_the_cache_served_every_feature():
+    from GenMedEvalLib.experiments.report import _reuse_sentence
+
+    run = {"network_forward_passes": 0, "naive_forward_passes": 2736, "naive_forward_passes_all_sets": 10032,
+           "reduction": 2736.0, "reduction_all_sets": 10032.0}
+    cached = _reuse_sentence(run)
+    assert "none, every feature came from the cache" in cached and "2736" in cached and "x fewer" not in cached
+    fresh = _reuse_sentence({**run, "network_forward_passes": 1268, "reduction": 2.16, "reduction_all_sets": 7.91})
+    assert fresh.startswith("Network forward passes 1268:") and "(2.16x and 7.91x fewer)" in fresh

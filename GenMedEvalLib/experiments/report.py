@@ -146,15 +146,22 @@ def _cell(row: dict[str, Any] | None) -> str:
     return text
 
 
+def _reuse_sentence(run: dict[str, Any]) -> str:
+    """How many network passes the run made against the naive counts (or that the cache served them all)."""
+    naive = (f"a naive run that encodes every condition's slices makes {run['naive_forward_passes']}, "
+             f"{run['naive_forward_passes_all_sets']} when it also re-encodes the fixed sets per condition")
+    if not run["network_forward_passes"]:
+        return f"Network forward passes: none, every feature came from the cache ({naive})."
+    return (f"Network forward passes {run['network_forward_passes']}: {naive} ({run['reduction']}x and "
+            f"{run['reduction_all_sets']}x fewer).")
+
+
 def _sweep_html(run_dir: Path, run: dict[str, Any]) -> str:
     parts = [f"<h2>Phase 1 sweep: {html.escape(run['name'])}</h2>",
              f"<p>Sets: {html.escape(json.dumps(run['sets']))}; sizes {html.escape(json.dumps(run['set_sizes']))}. "
              f"Encoder <b>{html.escape(run['encoder'])}</b> ({html.escape(run['encoder_identity'])}), axial slices: "
              f"{run['max_slices']} evenly spaced + {run['tumour_slices']} through the tumour per volume; "
-             f"bootstrap {run['bootstrap']}; seed {run['seed']}. Network forward passes "
-             f"{run['network_forward_passes']} against {run['naive_forward_passes']} for a naive run that encodes "
-             f"every condition's slices ({run['reduction']}x fewer) and {run['naive_forward_passes_all_sets']} "
-             f"when it also re-encodes the fixed sets per condition ({run['reduction_all_sets']}x). "
+             f"bootstrap {run['bootstrap']}; seed {run['seed']}. {_reuse_sentence(run)} "
              f"Downstream: {'on' if run['downstream'] else 'off'} ({run['volumes_segmented']} volumes segmented). "
              f"Run time {run['seconds']} s.</p>", f"<p>{Z_DEFINITION}</p>"]
     for png in sorted(run_dir.glob("heatmap*.png")):
