@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -282,7 +283,12 @@ def test_quality_cli_table_with_true_dice(tmp_path, capsys):
     (row,) = list(csv.DictReader(out.open()))
     assert float(row["true_dice"]) == pytest.approx(dice_score(pred, truth), abs=1e-4)
     assert float(row["predicted_dice"]) == pytest.approx(predict_dice(image, pred, spacing_zyx=(2, 2, 2)), abs=1e-4)
-    assert out.with_suffix(".slices.json").is_file()
+    breakdown = json.loads(out.with_suffix(".slices.json").read_text())["case"]
+    assert len(breakdown["slice"]) == len(breakdown["predicted"]) == len(breakdown["weight"]) == int(row["slices"])
+    assert breakdown["area"] == pytest.approx(pred.sum(axis=(1, 2))[breakdown["slice"]])  # axis 0: isotropic spacing
+    # the volume score is the slice predictions averaged with the listed weights (rounded in the file)
+    assert float(row["predicted_dice"]) == pytest.approx(np.average(breakdown["predicted"], weights=breakdown["weight"]),
+                                                         abs=2e-3)
 
 
 def test_quality_cli_mismatched_prediction_is_one_line(tmp_path, capsys):
