@@ -112,3 +112,17 @@ def test_findings_follow_the_numbers():
     worse = check_findings(rows(12.0, 20.0))[0]
     assert worse.holds is False and "worsened" in worse.detail
     assert all(f.holds is None for f in check_findings([]))
+
+
+def test_set_level_downstream_finding_reports_the_baseline_interval():
+    def dice(cond, value):
+        return {"condition": cond, "dice": value, "ci_low": value - 0.05, "ci_high": value + 0.04, "n_volumes": 5}
+
+    def flat(change):
+        downstream = [dice("baseline", 0.80), dice("external_duplication@30%", 0.80 + change)]
+        upstream = [{"condition": "external_duplication@30%", "metric": "fd", "value": 1.0, "baseline": 1.0, "z": 0.0}]
+        return next(f for f in check_findings(upstream, downstream) if "flat" in f.claim)
+
+    assert flat(0.01).holds is True and flat(-0.09).holds is False
+    assert "largest change -0.090 (external_duplication@30%)" in flat(-0.09).detail
+    assert "[0.750, 0.840] over 5 volumes" in flat(-0.09).detail

@@ -140,8 +140,17 @@ def downstream_findings(n: Numbers) -> list[Finding]:
         out.append(Finding(claim, "no set-level conditions with downstream numbers", None))
     else:
         worst = max(changes, key=lambda c: abs(changes[c]))
-        out.append(Finding(claim, f"largest change {changes[worst]:+.3f} ({worst})", abs(changes[worst]) <= 0.02))
+        detail = f"largest change {changes[worst]:+.3f} ({worst}){_baseline_spread(n.dice.get('baseline', {}))}"
+        out.append(Finding(claim, detail, abs(changes[worst]) <= 0.02))
     return out
+
+
+def _baseline_spread(row: dict[str, Any]) -> str:
+    """The baseline's bootstrap interval and volume count, to judge a change against (empty if unknown)."""
+    if row.get("ci_low") in (None, "") or row.get("ci_high") in (None, ""):
+        return ""
+    return (f"; the baseline's 95 % interval is [{float(row['ci_low']):.3f}, {float(row['ci_high']):.3f}] "
+            f"over {row.get('n_volumes', '?')} volumes, so swapping volumes alone moves the mean this much")
 
 
 def check_findings(upstream: Sequence[dict[str, Any]], downstream: Sequence[dict[str, Any]] = (),
