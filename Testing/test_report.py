@@ -133,9 +133,12 @@ def test_changed_fraction_is_recorded_and_a_no_op_is_not_called_blindness(run_di
 
 def test_reuse_sentence_says_when_the_cache_served_every_feature():
     from GenMedEvalLib.experiments.report import _reuse_sentence
+    from GenMedEvalLib.experiments.sweep import _ratio
+
+    assert _ratio(2736, 0) is None and _ratio(2736, 1268) == 2.16  # no ratio against zero passes
 
     run = {"network_forward_passes": 0, "naive_forward_passes": 2736, "naive_forward_passes_all_sets": 10032,
-           "reduction": 2736.0, "reduction_all_sets": 10032.0}
+           "reduction": None, "reduction_all_sets": None}
     cached = _reuse_sentence(run)
     assert "none, every feature came from the cache" in cached and "2736" in cached and "x fewer" not in cached
     fresh = _reuse_sentence({**run, "network_forward_passes": 1268, "reduction": 2.16, "reduction_all_sets": 7.91})

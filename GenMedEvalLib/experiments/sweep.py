@@ -315,9 +315,14 @@ def reuse_summary(feats: SliceFeatures, base_slices: int, n_conditions: int, siz
     passes = int(feats.cache.stats.forward_passes)
     naive = base_slices * (n_conditions + 1) + fixed_slices
     naive_all = (base_slices + fixed_slices) * (n_conditions + 1)
-    return {"network_forward_passes": passes, "naive_forward_passes": naive, "reduction": round(naive / max(passes, 1), 2),
-            "naive_forward_passes_all_sets": naive_all,
-            "reduction_all_sets": round(naive_all / max(passes, 1), 2), "set_sizes": sizes}
+    return {"network_forward_passes": passes, "naive_forward_passes": naive, "reduction": _ratio(naive, passes),
+            "naive_forward_passes_all_sets": naive_all, "reduction_all_sets": _ratio(naive_all, passes),
+            "set_sizes": sizes}
+
+
+def _ratio(naive: int, passes: int) -> float | None:
+    """How many times fewer passes than the naive count; None when the cache served every feature."""
+    return round(naive / passes, 2) if passes else None
 
 
 def _save_view_inputs(out: Path, base: list[Case], downstream: Downstream | None) -> None:

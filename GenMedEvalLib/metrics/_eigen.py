@@ -48,11 +48,10 @@ def symmetric_eigvals(matrix: np.ndarray) -> np.ndarray:
     """All eigenvalues (ascending, float64) of the symmetric ``matrix`` (its lower triangle is read)."""
     routine = two_stage_routine()
     n = matrix.shape[0]
-    if routine is None or n < 2:
-        return linalg.eigvalsh(matrix, check_finite=False, driver="evd")
-    work = np.array(matrix, dtype=np.float64, order="F")  # LAPACK's workspace: the input is never touched
-    values = np.empty(n)
-    info = routine(COL_MAJOR, b"N", b"L", n, work.ctypes.data, n, values.ctypes.data)
-    if info != 0:  # no convergence or a rejected argument: the classic reduction decides
-        return linalg.eigvalsh(matrix, check_finite=False, driver="evd")
-    return values
+    if routine is not None and n >= 2:
+        work = np.array(matrix, dtype=np.float64, order="F")  # LAPACK's workspace: the input is never touched
+        values = np.empty(n)
+        if routine(COL_MAJOR, b"N", b"L", n, work.ctypes.data, n, values.ctypes.data) == 0:
+            return values
+        # no convergence or a rejected argument: the classic reduction decides
+    return linalg.eigvalsh(matrix, check_finite=False, driver="evd")

@@ -16,7 +16,7 @@ import numpy as np
 from ..progress import progress
 from ..segment.slices import slice_axis
 from .crops import slice_crops
-from .dice import dice_score, slice_dice, split_targets
+from .dice import dice_from_counts, dice_score, slice_counts, split_from_counts
 from .masks import random_masks
 
 
@@ -37,10 +37,10 @@ class QualityData:
     def add(self, image: np.ndarray, mask: np.ndarray, truth: np.ndarray, spacing, source: str, **crop) -> None:
         """Add one (image, mask) pair judged against ``truth``."""
         crops = slice_crops(image, mask, spacing, **crop)
-        per_slice = slice_dice(mask, truth, axis=crops.axis)[crops.index]
+        counts = [c[crops.index] for c in slice_counts(mask, truth, axis=crops.axis)]  # once for both targets
         self.inputs.append(crops.inputs.astype(np.float16))
-        self.targets.append(per_slice.astype(np.float32))
-        self.splits.append(split_targets(mask, truth, axis=crops.axis)[crops.index].astype(np.float32))
+        self.targets.append(dice_from_counts(*counts).astype(np.float32))
+        self.splits.append(split_from_counts(*counts).astype(np.float32))
         self.areas.append(crops.areas)
         self.volume_dice.append(dice_score(mask, truth))
         self.sources.append(source)

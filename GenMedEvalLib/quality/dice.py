@@ -29,7 +29,11 @@ def slice_counts(pred: np.ndarray, truth: np.ndarray, axis: int = 0) -> tuple[np
 
 def slice_dice(pred: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndarray:
     """Smoothed Dice of each slice along ``axis`` (float64, one value per slice)."""
-    n_pred, n_truth, inter = slice_counts(pred, truth, axis)
+    return dice_from_counts(*slice_counts(pred, truth, axis))
+
+
+def dice_from_counts(n_pred: np.ndarray, n_truth: np.ndarray, inter: np.ndarray) -> np.ndarray:
+    """Smoothed Dice from per-slice counts (``slice_counts``)."""
     return (2.0 * inter + 1.0) / (n_pred + n_truth + 1.0)
 
 
@@ -39,7 +43,11 @@ def split_targets(pred: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndar
     The two numbers give a volume's Dice exactly from its slices: with mask areas P_s,
     2 sum(precision_s P_s) / sum(P_s / share_s) (see ``model.volume_dice_from``). Slices without mask get (0, 0).
     """
-    n_pred, n_truth, inter = slice_counts(pred, truth, axis)
+    return split_from_counts(*slice_counts(pred, truth, axis))
+
+
+def split_from_counts(n_pred: np.ndarray, n_truth: np.ndarray, inter: np.ndarray) -> np.ndarray:
+    """``(precision, share)`` per slice from per-slice counts (``slice_counts``)."""
     has = n_pred > 0
     out = np.zeros((len(n_pred), 2), np.float64)
     out[has, 0] = inter[has] / n_pred[has]

@@ -87,13 +87,16 @@ def volume_dice_from(outputs: np.ndarray, areas: np.ndarray, target: str = "dice
     """
     if len(areas) == 0:
         return float("nan")
-    if target == "dice":
-        return float(np.average(np.clip(outputs[:, 0], 0.0, 1.0), weights=areas))
-    totals = _slice_totals(outputs[:, 1], areas)
-    if target == "dice_share":
-        return float(np.average(np.clip(outputs[:, 0], 0.0, 1.0), weights=totals))
+    weights = slice_weights(outputs, areas, target)
+    if target != "split":
+        return float(np.average(np.clip(outputs[:, 0], 0.0, 1.0), weights=weights))
     overlap = np.clip(outputs[:, 0], 0.0, 1.0) * areas
-    return float(np.clip((2.0 * overlap.sum() + 1.0) / (totals.sum() + 1.0), 0.0, 1.0))
+    return float(np.clip((2.0 * overlap.sum() + 1.0) / (weights.sum() + 1.0), 0.0, 1.0))
+
+
+def slice_weights(outputs: np.ndarray, areas: np.ndarray, target: str = "dice") -> np.ndarray:
+    """Each slice's weight in the volume score: its mask area (``dice``), else predicted |P| + |G| = |P| / share."""
+    return areas if target == "dice" else _slice_totals(outputs[:, 1], areas)
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,8 @@ class SliceScores:
 
     @property
     def weights(self) -> np.ndarray:
-        """Each slice's weight in the volume score: its mask area, or (with a share) predicted |P| + |G|."""
-        if self.target == "dice":
-            return self.areas
-        return _slice_totals(self.outputs.mean(axis=1)[:, 1], self.areas)
+        """Each slice's weight in the volume score (``slice_weights``), outputs averaged over the views."""
+        return slice_weights(self.outputs.mean(axis=1), self.areas, self.target)
 
     def raw_volume_score(self) -> float:
         """The volume's Dice as the network's slice outputs give it, before any recalibration."""

@@ -1,6 +1,6 @@
 """Speed of the metrics against the implementations other tools use, measured in the same run.
 
-- FD, N = 10,000 vs 10,000, d = 2048, covariances included: GenMedEval (Cholesky + eigvalsh) vs
+- FD, N = 10,000 vs 10,000, d = 2048, covariances included: GenMedEval (syrk covariances, Cholesky, sygst, two-stage eigenvalues) vs
   the scipy ``sqrtm`` path (pytorch-fid, clean-fid, MONAI) and the ``eigvals`` path: torch-fidelity's
   (``np.cov`` + ``eigvals``, reproduced below) and torchmetrics' own ``FrechetInceptionDistance``
   (float64 ``X^T X`` accumulation + ``torch.linalg.eigvals``; run when ``pip install .[bench]``
