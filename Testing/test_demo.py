@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,14 @@ def demo_run(tmp_path_factory):
     report = run_demo(out, n=40, spacing=3.0, encoder="domain", max_slices=4, tumour_slices=2, bootstrap=8,
                       downstream_max_volumes=2)
     return out, report
+
+
+def test_views_show_a_segmented_case_with_its_segmentations(demo_run):
+    """The representative case is one the downstream step segmented, so its views can overlay the output."""
+    out, _ = demo_run
+    info = json.loads((out / "views.json").read_text())
+    assert {"baseline", "boundary_blur@3"} <= set(info["segmentations"])
+    assert all(Path(p).is_file() for p in info["segmentations"].values())
 
 
 def read_csv(path):

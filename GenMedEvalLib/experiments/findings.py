@@ -150,7 +150,7 @@ def _baseline_spread(row: dict[str, Any]) -> str:
     if row.get("ci_low") in (None, "") or row.get("ci_high") in (None, ""):
         return ""
     return (f"; the baseline's 95 % interval is [{float(row['ci_low']):.3f}, {float(row['ci_high']):.3f}] "
-            f"over {row.get('n_volumes', '?')} volumes, so swapping volumes alone moves the mean this much")
+            f"over {row.get('n_volumes', '?')} volumes")
 
 
 def check_findings(upstream: Sequence[dict[str, Any]], downstream: Sequence[dict[str, Any]] = (),

@@ -76,6 +76,13 @@ def _view_row(volume, overlays, title: str, path: Path) -> Path:
     return path
 
 
+def _overlay_note(segmentation: list[np.ndarray]) -> str:
+    """What the label colours in a view mean (the segmenter's output is drawn only when it was run)."""
+    if segmentation:
+        return "tumour mask (label 1), segmenter output (label 2), both (label 3)"
+    return "tumour mask (label 1); not segmented in this run"
+
+
 def render_views(run_dir: Path) -> tuple[list[Path], str]:
     """Slicer views of the representative case; (image paths, note). The note explains any absence."""
     from ..io import normalize_intensity, read_mask, read_volume
@@ -93,8 +100,7 @@ def render_views(run_dir: Path) -> tuple[list[Path], str]:
             return [read_mask(segs[condition], like=original).array] if condition in segs else []
 
         out_dir = run_dir / "views"
-        paths = [_view_row(original, [mask, *seg("baseline")],
-                           f"{info['case']}: original; tumour mask (label 1) and segmenter output (label 2)",
+        paths = [_view_row(original, [mask, *seg("baseline")], f"{info['case']}: original; {_overlay_note(seg('baseline'))}",
                            out_dir / "original.png")]
         for condition in VIEW_CONDITIONS:
             kind, level = condition.split("@")
@@ -102,8 +108,7 @@ def render_views(run_dir: Path) -> tuple[list[Path], str]:
             if not file.is_file():
                 continue
             perturbed = read_volume(file)
-            paths.append(_view_row(perturbed, [mask, *seg(condition)],
-                                   f"{condition}: perturbed; tumour mask and segmenter output",
+            paths.append(_view_row(perturbed, [mask, *seg(condition)], f"{condition}: perturbed; {_overlay_note(seg(condition))}",
                                    out_dir / f"{kind}_{level}.png"))
             if kind in ("boundary_blur", "radial_gradient", "gaussian_noise"):
                 diff = original.with_array(np.abs(perturbed.array - original.array).astype(np.float32))

@@ -297,7 +297,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
            "seconds": round(time.perf_counter() - start, 1), "changed_fraction": changed, "results_cache_hits": results.hits,
            "results_cache_misses": results.misses, **reuse}
     write_sweep_tables(out, rows, baseline, dice_rows, run)
-    _save_view_inputs(out, base, downstream)
+    _save_view_inputs(out, dn_cases if downstream is not None else base, downstream)
     if report:
         from .report import write_report
 
@@ -326,7 +326,11 @@ def _ratio(naive: int, passes: int) -> float | None:
 
 
 def _save_view_inputs(out: Path, base: list[Case], downstream: Downstream | None) -> None:
-    """Remember the representative case (the base volume with the largest tumour) for the report's views."""
+    """Remember the representative case (the volume of ``base`` with the largest tumour) for the report's views.
+
+    With downstream on, ``base`` is the volumes that were segmented, so the views can show the
+    segmenter's output beside the tumour mask.
+    """
     with_tumour = [c for c in base if c.mask.any()]
     if not with_tumour:
         return
