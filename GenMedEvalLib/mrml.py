@@ -154,6 +154,31 @@ def label_colour_node(scene):
     return scene.AddNode(table)
 
 
+# Colours of the rendered views' labels: blue where only the first overlay (the tumour mask) is,
+# red where only the second (the segmenter's output), green where both agree. Slicer's ``Labels``
+# table would draw 2 in pale peach and 3 in white, unreadable over a brain.
+VIEW_COLOURS = {1: ("tumour mask only", (0.2, 0.5, 0.9)), 2: ("segmenter output only", (0.95, 0.3, 0.25)),
+                3: ("both", (0.3, 0.85, 0.35))}
+
+
+def view_colour_node(scene):
+    """The colour table for ``render_slice_views`` overlays (``VIEW_COLOURS``; 0 transparent), created once."""
+    node = scene.GetFirstNodeByName("GenMedEval overlays")
+    if node is not None and node.IsA("vtkMRMLColorTableNode"):
+        return node
+    import slicer
+
+    table = slicer.vtkMRMLColorTableNode()
+    table.SetTypeToUser()
+    table.SetNumberOfColors(4)
+    table.SetColor(0, "background", 0.0, 0.0, 0.0, 0.0)
+    for value, (name, (r, g, b)) in VIEW_COLOURS.items():
+        table.SetColor(value, name, r, g, b, 1.0)
+    table.SetName("GenMedEval overlays")
+    table.SetSingletonTag("GenMedEvalOverlays")
+    return scene.AddNode(table)
+
+
 def mask_to_segmentation(scene, volume: Volume, mask: np.ndarray, name: str, segment_name: str = "tumour"):
     """A segmentation node with one segment from a binary mask (through a temporary label map)."""
     import slicer
@@ -347,7 +372,8 @@ def render_slice_views(volume: Volume, *, overlays: Sequence[np.ndarray] = (),
                        label_opacity: float = 0.5) -> dict[str, np.ndarray]:
     """Render ``volume`` with label overlays in Slicer's slice views, off-screen: {plane: H x W x 3 uint8}.
 
-    The first overlay is drawn in label colour 1, the second in colour 2 (overlap: 3). Each view
+    The first overlay is label 1, the second 2, their overlap 3, drawn in ``VIEW_COLOURS`` (blue, red,
+    green). Each view
     is centred on the first overlay's centre of mass (or ``center_zyx``) and fitted to the volume.
     """
     app = app or get_app()
@@ -356,6 +382,7 @@ def render_slice_views(volume: Volume, *, overlays: Sequence[np.ndarray] = (),
     nodes = [add_volume_node(scene, volume, "genmedeval-view-background")]
     if label is not None:
         nodes.append(add_volume_node(scene, volume, "genmedeval-view-labels", array=label, label=True))
+        nodes[1].GetDisplayNode().SetAndObserveColorNodeID(view_colour_node(scene).GetID())
     centre = _centre_ras(volume, label, center_zyx)
     images = {}
     try:

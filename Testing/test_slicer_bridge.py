@@ -192,6 +192,19 @@ def test_two_overlays_get_different_label_colours(app, real_case, artifacts_dir)
     second_colour = np.median(pixels[(labels == 2) & tinted(rgb).ravel()], axis=0)
     assert (labels == 2).sum() > 100 and tinted(rgb).ravel()[labels == 2].mean() > 0.9
     assert np.abs(first_colour - second_colour).max() > 40  # label values 1 and 2 have distinct colours
+    assert second_colour[0] > second_colour[1] + 30 and first_colour[2] > first_colour[0] + 30  # red, blue
+
+
+def test_view_colours_are_distinct_and_none_is_white(app):
+    table = mrml.view_colour_node(app.scene)
+    assert mrml.view_colour_node(app.scene) is table  # one table per scene
+    colours = []
+    for value in (1, 2, 3):
+        rgba = [0.0] * 4
+        table.GetColor(value, rgba)
+        colours.append(np.array(rgba[:3]))
+        assert min(rgba[:3]) < 0.5 and rgba[3] == 1.0  # saturated, opaque: readable over grey anatomy
+    assert all(np.abs(a - b).max() > 0.3 for i, a in enumerate(colours) for b in colours[i + 1:])
 
 
 def test_combine_overlays_marks_overlap_as_three():

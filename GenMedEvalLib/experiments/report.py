@@ -79,8 +79,8 @@ def _view_row(volume, overlays, title: str, path: Path) -> Path:
 def _overlay_note(segmentation: list[np.ndarray]) -> str:
     """What the label colours in a view mean (the segmenter's output is drawn only when it was run)."""
     if segmentation:
-        return "tumour mask (label 1), segmenter output (label 2), both (label 3)"
-    return "tumour mask (label 1); not segmented in this run"
+        return "blue: tumour mask only, red: segmenter output only, green: both"
+    return "blue: tumour mask (not segmented in this run)"
 
 
 def render_views(run_dir: Path) -> tuple[list[Path], str]:
@@ -223,8 +223,8 @@ def write_report(run_dir: str | Path) -> Path:
         sections.append(_sweep_html(run_dir, run))
         views, note = render_views(run_dir)
         sections.append("<h2>Slicer views of a representative volume</h2>"
-                        "<p>Rendered off-screen with Slicer's slice views (MRML displayable managers): tumour mask "
-                        "as label 1, the segmenter's output as label 2 (overlap 3).</p>")
+                        "<p>Rendered off-screen with Slicer's slice views (MRML displayable managers): blue where only "
+                        "the tumour mask is, red where only the segmenter's output is, green where they agree.</p>")
         sections.append(note and f"<p>{html.escape(note)}</p>")
         sections.extend(_img(p, p.stem.replace("_", " ")) for p in views)
     for sub in ([run_dir] if compare is not None else []) + sorted(p.parent for p in run_dir.glob("*/compare.json")):
