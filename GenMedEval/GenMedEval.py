@@ -1,15 +1,19 @@
-"""GenMedEval: is this synthetic brain MRI fit for purpose? (3D Slicer scripted module)
+"""GenMedEval: is this synthetic brain MRI fit for purpose? (3D Slicer scripted module, Slicer 5.10 and later)
 
 The widget is thin: it binds the controls of ``Resources/UI/GenMedEval.ui`` to a parameter node
 and calls ``GenMedEvalLogic``, which delegates to the bundled library ``GenMedEvalLib`` (its
 ``scene_logic.SceneLogic`` works on any MRML scene, so the same code runs in Slicer, in
-``batch.py`` and in the tests on the slicer-core wheel). Heavy imports (torch, MONAI, the library's
-networks) happen inside functions, after the dependencies are ensured.
+``Scripts/batch.py`` and in the tests on the slicer-core wheel). Segmentation, quality prediction,
+metrics and first-run package installs run in a background process tree that a timer polls;
+Cancel ends the whole tree. Torch and MONAI are imported only in that process.
 """
 
+import logging
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 from typing import Annotated
 
 import qt
@@ -17,11 +21,12 @@ import slicer
 import vtk
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
-    vtkMRMLNode,
     vtkMRMLScalarVolumeNode,
     vtkMRMLSegmentationNode,
     vtkMRMLTableNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -31,33 +36,57 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-# Python packages GenMedEval needs beyond what Slicer ships. SimpleITK, numpy and scipy come with
-# Slicer and are never reinstalled; torch comes from the PyTorch extension.
-REQUIREMENTS = ("monai>=1.3", "tqdm>=4.60", "pyyaml>=6", "matplotlib>=3.7", "nilearn>=0.10")
-PREVIEW_KINDS = ("boundary_blur", "radial_gradient", "gaussian_noise", "rician_noise", "poisson_noise",
-                 "contrast_invention")
+MINIMUM_SLICER_VERSION = (5, 10)  # Python 3.12; the module and library use 3.10+ syntax and library calls
+if sys.version_info < (3, 10):  # noqa: UP036 - Slicer 5.8 runs Python 3.9: say so, not fail at the first `X | Y`
+    raise ImportError("GenMedEval needs 3D Slicer {}.{} or later (Python 3.12); this Slicer runs Python {}.{}".format(
+        *MINIMUM_SLICER_VERSION, *sys.version_info[:2]))
+# Python packages beyond what Slicer ships (SimpleITK, numpy and scipy come with Slicer and are never
+# reinstalled); torch comes from the PyTorch extension. Only what segmentation, quality and metrics need.
+REQUIREMENTS = ("monai>=1.3", "tqdm>=4.60", "pyyaml>=6", "threadpoolctl>=3.1")
+TORCH_REQUIREMENT = ">=2.1"
 
 
 def _module_dir() -> str:
     return os.path.dirname(os.path.abspath(__file__))
 
 
-def _ensure_library_on_path() -> None:
-    """Make the bundled ``GenMedEvalLib`` importable (installed beside this file, or one level up in a checkout)."""
+def _library_root() -> str:
+    """The folder holding ``GenMedEvalLib``: beside this file when installed, one level up in a checkout."""
     for candidate in (_module_dir(), os.path.dirname(_module_dir())):
-        if os.path.isdir(os.path.join(candidate, "GenMedEvalLib")) and candidate not in sys.path:
-            sys.path.insert(0, candidate)
-    resources = os.path.join(_module_dir(), "Resources")
-    if not os.path.isdir(resources):
-        resources = os.path.join(os.path.dirname(_module_dir()), "Resources")
-    os.environ.setdefault("GENMEDEVAL_RESOURCES", resources)
+        if os.path.isdir(os.path.join(candidate, "GenMedEvalLib")):
+            return candidate
+    raise ImportError(f"GenMedEvalLib not found beside {_module_dir()} or one level up")
 
 
-def _resource_path(installed: str, relative: str) -> str:
-    """``installed`` when it exists (built extension), else the repository's ``Resources/`` (a checkout)."""
-    if os.path.exists(installed):
+def _resources_dir() -> str:
+    """The module's ``Resources`` (installed extension), else the repository's top-level ``Resources`` (checkout)."""
+    installed = os.path.join(_module_dir(), "Resources")
+    if os.path.isdir(os.path.join(installed, "UI")):
         return installed
-    return os.path.join(os.path.dirname(_module_dir()), "Resources", relative)
+    return os.path.join(os.path.dirname(_module_dir()), "Resources")
+
+
+def _ensure_library_on_path() -> None:
+    """Make the bundled ``GenMedEvalLib`` importable and point it at the module's resources."""
+    root = _library_root()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    os.environ.setdefault("GENMEDEVAL_RESOURCES", _resources_dir())
+
+
+_ensure_library_on_path()
+from GenMedEvalLib import scene_logic  # noqa: E402  (numpy, SimpleITK and scipy only: all shipped with Slicer)
+
+RANGES = scene_logic.control_ranges()  # one source: the perturbation registry
+PREVIEW_KINDS = list(scene_logic.MODULE_CONTROLS)
+MODES = scene_logic.mode_choices()
+ENCODERS = scene_logic.encoder_choices()
+
+
+def _ranged(control: str):
+    """``Annotated[float, WithinRange(...)]`` with the registry's range of ``control``."""
+    found = RANGES[control]
+    return Annotated[float, WithinRange(found.low, found.high)]
 
 
 #
@@ -70,17 +99,18 @@ class GenMedEval(ScriptedLoadableModule):
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "GenMedEval"
-        self.parent.categories = ["Quantification"]
+        self.parent.title = _("GenMedEval")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Quantification")]
         self.parent.dependencies = []
         self.parent.contributors = ["GenMedEval developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Evaluate synthetic brain MRI: perturb a real volume in controlled ways (noise, tumour boundary blur, "
             "radial gradients, contrast invention) with a live preview, compute upstream no-reference metrics "
             "(FD, KD, PRDC, AuthPct, ...) of a generated set against a reference set, and predict a segmenter's "
-            "Dice without ground truth. See the README of the GenMedEval extension."
+            "Dice without ground truth. Requires 3D Slicer 5.10 or later (Python 3.12) and the PyTorch extension. "
+            "See the README of the GenMedEval extension."
         )
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "GenMedEval implements the evaluation framework of Deo et al., 'Metrics that matter: evaluating image "
             "quality metrics for medical image generation', 2025 (arXiv:2505.07175), and a ground-truth-free "
             "segmentation quality predictor after EvaNySeg (Senbi et al. 2024)."
@@ -94,32 +124,39 @@ class GenMedEval(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class GenMedEvalParameterNode:
-    """Every input of the module; the widget binds to these names through ``SlicerParameterName``."""
+    """Every input and output of the module; the widgets bind to these names through ``SlicerParameterName``."""
 
     inputVolume: vtkMRMLScalarVolumeNode
-    inputMask: vtkMRMLNode  # a label map or a segmentation node
-    perturbation: Annotated[str, Choice(list(PREVIEW_KINDS))] = "boundary_blur"
-    noiseLevel: Annotated[float, WithinRange(0.0, 1.0)] = 0.05
-    blurSigma: Annotated[float, WithinRange(0.0, 20.0)] = 1.0
-    bandMm: Annotated[float, WithinRange(0.0, 50.0)] = 3.0
-    amplitude: Annotated[float, WithinRange(0.0, 1.0)] = 0.2
-    frequency: Annotated[float, WithinRange(0.0, 10.0)] = 1.0
-    contrastStrength: Annotated[float, WithinRange(0.0, 0.2)] = 0.07
-    mode: Annotated[str, Choice(["slice", "3d"])] = "slice"
-    seed: int = 0
+    inputMask: vtkMRMLLabelMapVolumeNode | vtkMRMLSegmentationNode | None
+    perturbation: Annotated[str, Choice(PREVIEW_KINDS)] = "boundary_blur"
+    noiseLevel: _ranged("noiseLevel") = RANGES["noiseLevel"].default
+    blurSigma: _ranged("blurSigma") = RANGES["blurSigma"].default
+    bandMm: _ranged("bandMm") = RANGES["bandMm"].default
+    amplitude: _ranged("amplitude") = RANGES["amplitude"].default
+    frequency: _ranged("frequency") = RANGES["frequency"].default
+    contrastStrength: _ranged("contrastStrength") = RANGES["contrastStrength"].default
+    mode: Annotated[str, Choice(MODES)] = "slice"
+    seed: Annotated[int, WithinRange(0, 1000000)] = 0
     livePreview: bool = True
     showPerturbed: bool = True
     perturbedVolume: vtkMRMLScalarVolumeNode
     changesVolume: vtkMRMLLabelMapVolumeNode
-    referenceFolder: pathlib.Path  # ctkPathLineEdit binds to pathlib.Path
+    referenceFolder: pathlib.Path  # an unset path reads as Path("."): see scene_logic.given_path
     evaluatedFolder: pathlib.Path
-    encoder: str = "domain"
+    encoder: Annotated[str, Choice(ENCODERS)] = "domain"
     metrics: str = "all"
     bootstrap: Annotated[int, WithinRange(0, 1000)] = 0
-    segmenterPath: pathlib.Path
-    qualityModelPath: str = ""
+    segmenterPath: pathlib.Path  # unset: the shipped segmenter
+    qualityModelPath: pathlib.Path  # unset: the shipped quality model
     segmentation: vtkMRMLSegmentationNode
-    outputTable: vtkMRMLTableNode
+    metricsTable: vtkMRMLTableNode
+    downstreamTable: vtkMRMLTableNode
+    resultsTable: vtkMRMLTableNode  # the table the Results section shows and exports
+
+
+def parameterValues(p) -> dict:
+    """The parameter node's values by name (what ``scene_logic.preview_key`` reads)."""
+    return {name: p.getValue(name) for name in p.allParameters}
 
 
 #
@@ -128,34 +165,43 @@ class GenMedEvalParameterNode:
 
 
 class GenMedEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The module panel: Input, Perturb (live preview), Evaluate (background process), Downstream, Results."""
+    """The module panel: Input, Perturb (live preview), Evaluate, Downstream, Results; background work below."""
+
+    PREVIEW_DELAY_MS = 300  # a slider drag becomes one preview
+    POLL_INTERVAL_MS = 200
 
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
+        # Attributes first: without a parent, ScriptedLoadableModuleWidget.__init__ calls setup() itself
+        # (the self-test builds the panel that way), and its super().__init__() starts the observation mixin.
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._previewTimer = None
-        self._process = None
+        self._jobTimer = None
+        self._job = None
+        self._jobFinished = None
+        self._lastPreviewKey = None
+        ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(_resource_path(self.resourcePath("UI/GenMedEval.ui"), "UI/GenMedEval.ui"))
+        uiWidget = slicer.util.loadUI(self.uiPath())
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = GenMedEvalLogic()
 
-        self.ui.perturbationComboBox.addItems(list(PREVIEW_KINDS))
         self._previewTimer = qt.QTimer()
         self._previewTimer.setSingleShot(True)
-        self._previewTimer.setInterval(150)  # coalesce slider drags into one update
-        self._previewTimer.connect("timeout()", self.onPreview)
+        self._previewTimer.setInterval(self.PREVIEW_DELAY_MS)
+        self._previewTimer.connect("timeout()", self.onLivePreview)
+        self._jobTimer = qt.QTimer()
+        self._jobTimer.setInterval(self.POLL_INTERVAL_MS)
+        self._jobTimer.connect("timeout()", self.onPollJob)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.previewButton.connect("clicked(bool)", self.onPreview)
+        self.ui.previewButton.connect("clicked(bool)", self.onPreviewButton)
         self.ui.showPerturbedCheckBox.connect("toggled(bool)", self.onShowPerturbed)
         self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
@@ -166,14 +212,26 @@ class GenMedEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = False
         self.initializeParameterNode()
 
+    def uiPath(self) -> str:
+        """``Resources/UI/GenMedEval.ui`` beside the module (installed), else in the repository (checkout)."""
+        installed = self.resourcePath("UI/GenMedEval.ui")
+        return installed if os.path.isfile(installed) else os.path.join(_resources_dir(), "UI", "GenMedEval.ui")
+
     def cleanup(self) -> None:
+        """Stop timers, end background work, drop every observer and GUI binding."""
+        for timer in (self._previewTimer, self._jobTimer):
+            if timer is not None:
+                timer.stop()
         self.onCancel()
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
 
     def exit(self) -> None:
+        if self._previewTimer is not None:
+            self._previewTimer.stop()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -183,7 +241,7 @@ class GenMedEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
+        if getattr(self.parent, "isEntered", False):  # a panel built without Slicer's module frame has no such flag
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
@@ -193,104 +251,202 @@ class GenMedEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if first:
                 self._parameterNode.inputVolume = first
 
-    def setParameterNode(self, inputParameterNode: GenMedEvalParameterNode | None) -> None:
+    def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterChanged)
         self._parameterNode = inputParameterNode
+        self._lastPreviewKey = None
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterChanged)
             self.onParameterChanged()
 
+    # -- state of the panel ---------------------------------------------------------------
+
     def onParameterChanged(self, caller=None, event=None) -> None:
-        """Enable what can run, show only the controls the chosen perturbation uses, schedule a live preview."""
+        """Enable what can run, enable only the chosen perturbation's controls, schedule a live preview."""
         p = self._parameterNode
         if p is None:
             return
-        used = _controls_used(p.perturbation)
+        used = scene_logic.controls_used(p.perturbation)
         for control, widget in (("noiseLevel", self.ui.noiseSlider), ("blurSigma", self.ui.blurSigmaSlider),
                                 ("bandMm", self.ui.bandSlider), ("amplitude", self.ui.amplitudeSlider),
                                 ("frequency", self.ui.frequencySlider), ("contrastStrength", self.ui.strengthSlider),
                                 ("mode", self.ui.modeComboBox)):
             widget.enabled = control in used
+        idle = self._job is None
         self.ui.previewButton.enabled = bool(p.inputVolume)
-        self.ui.segmentButton.enabled = bool(p.inputVolume)
-        self.ui.evaluateButton.enabled = bool(_given(p.referenceFolder) and _given(p.evaluatedFolder)) \
-            and self._process is None
-        if p.livePreview and p.inputVolume:
-            self._previewTimer.start()
+        self.ui.segmentButton.enabled = bool(p.inputVolume) and idle
+        self.ui.evaluateButton.enabled = bool(scene_logic.given_path(p.referenceFolder)
+                                              and scene_logic.given_path(p.evaluatedFolder)) and idle
+        self.ui.cancelButton.enabled = not idle
+        self.schedulePreview()
 
-    def onPreview(self) -> None:
+    def schedulePreview(self) -> None:
+        """Restart the debounce timer when a perturbation input changed (nothing else triggers a preview)."""
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Perturbation failed.", waitCursor=True):
-            preview = self.logic.preview(p)
-            self.ui.previewStatusLabel.text = (f"{preview.changed_voxels} voxels changed "
-                                               f"({preview.seconds * 1000:.0f} ms)")
-            self.onShowPerturbed(p.showPerturbed)
+        key = scene_logic.preview_key(parameterValues(p))
+        if not p.livePreview or key == self._lastPreviewKey:
+            return
+        self._lastPreviewKey = key
+        blocker = scene_logic.preview_blocker(p.perturbation, bool(p.inputVolume), bool(p.inputMask))
+        if blocker:
+            self._previewTimer.stop()
+            self.ui.previewStatusLabel.text = _(blocker)
+            return
+        self._previewTimer.start()
+
+    # -- perturbation preview -------------------------------------------------------------
+
+    def onLivePreview(self) -> None:
+        """A live preview: problems go to the panel's status line, never to a modal dialog."""
+        try:
+            self.runPreview()
+        except Exception as exc:  # a bad value mid-drag must not interrupt the user
+            self.ui.previewStatusLabel.text = _("Preview not updated: {reason}").format(reason=exc)
+            logging.debug("GenMedEval live preview failed", exc_info=True)
+
+    def onPreviewButton(self) -> None:
+        """The explicit Apply: input problems in the panel, unexpected errors shown with their details."""
+        from GenMedEvalLib.errors import GenMedEvalError
+
+        try:
+            self.runPreview()
+        except GenMedEvalError as exc:
+            self.ui.previewStatusLabel.text = str(exc)
+        except Exception as exc:
+            slicer.util.errorDisplay(_("Perturbation failed.") + f"\n\n{exc}")
+
+    def runPreview(self) -> None:
+        p = self._parameterNode
+        blocker = scene_logic.preview_blocker(p.perturbation, bool(p.inputVolume), bool(p.inputMask))
+        if blocker:
+            self.ui.previewStatusLabel.text = _(blocker)
+            return
+        preview = self.logic.preview(p)
+        self._lastPreviewKey = scene_logic.preview_key(parameterValues(p))
+        self.ui.previewStatusLabel.text = _("{count} voxels changed ({ms} ms)").format(
+            count=preview.changed_voxels, ms=f"{preview.seconds * 1000:.0f}")
+        self.onShowPerturbed(p.showPerturbed)
 
     def onShowPerturbed(self, show: bool) -> None:
         """Toggle the slice views between the original and the perturbed volume (mask and changes as labels)."""
         p = self._parameterNode
-        background = p.perturbedVolume if show and p.perturbedVolume else p.inputVolume
-        label = p.changesVolume
-        slicer.util.setSliceViewerLayers(background=background, label=label, labelOpacity=0.5, fit=False)
-
-    def onEvaluate(self) -> None:
-        """Run the metric suite in a background PythonSlicer process; the GUI stays responsive."""
-        from GenMedEvalLib.scene_logic import evaluate_command
-
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not start the evaluation."):
-            self.logic.ensureDependencies()
-            out_csv = os.path.join(slicer.app.temporaryPath, "GenMedEval-metrics.csv")
-            args = evaluate_command(p.referenceFolder, p.evaluatedFolder, out_csv, encoder=p.encoder,
-                                    metrics=p.metrics, bootstrap=p.bootstrap, seed=p.seed)
-            self._process = self.logic.startBackgroundCommand(args, self._onProcessOutput,
-                                                              lambda code: self._onEvaluateFinished(code, out_csv))
-            self.ui.cancelButton.enabled = True
-            self.ui.evaluateButton.enabled = False
-            self.ui.progressBar.value = 0
-            self.ui.evaluateStatusLabel.text = "Running..."
-
-    def _onProcessOutput(self, line: str) -> None:
-        percent = GenMedEvalLogic.progressPercent(line)
-        if percent is not None:
-            self.ui.progressBar.value = percent
-        elif line.strip():
-            self.ui.evaluateStatusLabel.text = line.strip()[-200:]
-
-    def _onEvaluateFinished(self, exitCode: int, out_csv: str) -> None:
-        self._process = None
-        self.ui.cancelButton.enabled = False
-        self.onParameterChanged()
-        if exitCode != 0:
-            slicer.util.errorDisplay(f"Evaluation failed: {self.ui.evaluateStatusLabel.text}")
+        if p is None or not p.inputVolume:
             return
-        table = self.logic.loadResultTable(out_csv, self._parameterNode.outputTable)
-        self._parameterNode.outputTable = table
-        self.ui.progressBar.value = 100
-        self.ui.evaluateStatusLabel.text = "Done."
-        self.onShowTable()
+        background = p.perturbedVolume if show and p.perturbedVolume else p.inputVolume
+        slicer.util.setSliceViewerLayers(background=background, label=p.changesVolume, labelOpacity=0.5, fit=False)
+
+    # -- background work ------------------------------------------------------------------
+
+    def startJob(self, steps, onDone) -> None:
+        """Run ``steps`` in the background; ``onDone()`` loads the results when every step succeeded."""
+        self._job = scene_logic.BackgroundJob(steps, env=self.logic.backgroundEnvironment(),
+                                              cwd=_library_root())
+        self._jobFinished = onDone
+        self.ui.progressBar.value = 0
+        status = self._job.start()
+        self.showJobStatus(status)
+        if status.finished:
+            self.endJob(status)
+        else:
+            self._jobTimer.start()
+            self.onParameterChanged()
+
+    def onPollJob(self) -> None:
+        if self._job is None:
+            self._jobTimer.stop()
+            return
+        status = self._job.poll()
+        self.showJobStatus(status)
+        if status.finished:
+            self.endJob(status)
+
+    def showJobStatus(self, status) -> None:
+        self.ui.progressBar.value = status.percent
+        last = next((line.strip() for line in reversed(status.lines) if line.strip()), "")
+        if status.finished:
+            self.ui.statusLabel.text = status.message
+        elif last and scene_logic.progress_percent(last) is None:
+            self.ui.statusLabel.text = last[-200:]
+        elif status.message:
+            self.ui.statusLabel.text = status.message
+
+    def endJob(self, status) -> None:
+        """Stop polling; load the results of a successful job; a failure or cancel stays in the panel."""
+        self._jobTimer.stop()
+        onDone, self._job, self._jobFinished = self._jobFinished, None, None
+        if status.state == "done" and onDone is not None:
+            try:
+                onDone()
+                self.ui.progressBar.value = 100
+            except Exception as exc:
+                self.ui.statusLabel.text = _("Could not load the results: {reason}").format(reason=exc)
+                logging.error("GenMedEval: loading results failed", exc_info=True)
+        self.onParameterChanged()
 
     def onCancel(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process = None
-            self.ui.evaluateStatusLabel.text = "Cancelled."
-            self.ui.cancelButton.enabled = False
+        if self._job is not None:
+            status = self._job.cancel()
+            self.endJob(status)
+            self.ui.statusLabel.text = _("Cancelled.")
+
+    def dependencySteps(self) -> list:
+        """Torch through the PyTorch extension; other packages: pip_ensure (5.12+) now, else a background pip step."""
+        self.logic.ensureTorch(askConfirmation=True)
+        missing = self.logic.missingPythonPackages()
+        if not missing:
+            return []
+        if self.logic.hasPipEnsure():
+            self.logic.installPythonPackages(missing)
+            return []
+        if not slicer.util.confirmOkCancelDisplay(
+                _("GenMedEval will install these Python packages: {names}. Continue?").format(names=", ".join(missing))):
+            raise RuntimeError(_("Missing Python packages: {names}").format(names=", ".join(missing)))
+        return [scene_logic.pip_step(self.logic.pythonExecutable(), missing)]
+
+    # -- evaluate -------------------------------------------------------------------------
+
+    def onEvaluate(self) -> None:
+        """The metric suite in the background process; its CSV becomes the metrics table."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not start the evaluation.")):
+            steps = self.dependencySteps()
+            outCsv = os.path.join(tempfile.mkdtemp(prefix="GenMedEval-metrics-"), "metrics.csv")
+            steps.append(self.logic.evaluateStep(p, outCsv))
+            self.startJob(steps, lambda: self.onEvaluateDone(outCsv))
+
+    def onEvaluateDone(self, outCsv: str) -> None:
+        p = self._parameterNode
+        p.metricsTable = self.logic.loadResultTable(outCsv, p.metricsTable)
+        p.resultsTable = p.metricsTable
+        self.ui.statusLabel.text = _("Metrics done.")
+        self.onShowTable()
+
+    # -- downstream -----------------------------------------------------------------------
 
     def onSegment(self) -> None:
+        """Segmentation and quality prediction in the background process."""
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Segmentation failed.", waitCursor=True):
-            segmentation, score, table = self.logic.segmentAndScore(p)
-            self.ui.predictedDiceLabel.text = (f"Predicted Dice: {score:.3f}" if score == score
-                                               else "The segmenter found no tumour.")
-            p.segmentation = segmentation
-            p.outputTable = table
+        with slicer.util.tryWithErrorDisplay(_("Could not start the segmentation.")):
+            steps = self.dependencySteps()
+            run, downstreamSteps = self.logic.prepareDownstream(p)
+            self.startJob(steps + downstreamSteps, lambda: self.onSegmentDone(run))
+
+    def onSegmentDone(self, run) -> None:
+        p = self._parameterNode
+        segmentation, score = self.logic.loadDownstream(p, run)
+        p.resultsTable = p.downstreamTable
+        self.ui.predictedDiceLabel.text = (_("Predicted Dice: {score}").format(score=f"{score:.3f}")
+                                           if score == score else _("The segmenter found no tumour."))
+        self.ui.statusLabel.text = _("Segmentation and quality prediction done.")
+
+    # -- results --------------------------------------------------------------------------
 
     def onShowTable(self) -> None:
-        table = self._parameterNode.outputTable
+        table = self._parameterNode.resultsTable
         if table:
             layoutManager = slicer.app.layoutManager()
             layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
@@ -298,27 +454,14 @@ class GenMedEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.app.applicationLogic().PropagateTableSelection()
 
     def onExport(self, suffix: str) -> None:
-        table = self._parameterNode.outputTable
+        table = self._parameterNode.resultsTable
         if not table:
-            slicer.util.errorDisplay("No result table to export.")
+            slicer.util.errorDisplay(_("No result table to export."))
             return
-        path = qt.QFileDialog.getSaveFileName(None, "Export results", f"{table.GetName()}{suffix}", f"*{suffix}")
+        path = qt.QFileDialog.getSaveFileName(None, _("Export results"), f"{table.GetName()}{suffix}", f"*{suffix}")
         if path:
-            with slicer.util.tryWithErrorDisplay("Export failed."):
+            with slicer.util.tryWithErrorDisplay(_("Export failed.")):
                 self.logic.exportTable(table, path)
-
-
-def _given(path) -> str | None:
-    """A path control's value as a string, None when empty (an unset pathlib.Path reads as ".")."""
-    text = str(path) if path is not None else ""
-    return None if text in ("", ".") else text
-
-
-def _controls_used(kind: str) -> set:
-    _ensure_library_on_path()
-    from GenMedEvalLib.scene_logic import controls_used
-
-    return controls_used(kind)
 
 
 #
@@ -327,11 +470,10 @@ def _controls_used(kind: str) -> set:
 
 
 class GenMedEvalLogic(ScriptedLoadableModuleLogic):
-    """Everything the module does, usable without the widget (scripts, batch.py, the self-test)."""
+    """Everything the module does, usable without the widget (scripts, the self-test)."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        _ensure_library_on_path()
         self._sceneLogic = None
 
     def getParameterNode(self):
@@ -341,119 +483,127 @@ class GenMedEvalLogic(ScriptedLoadableModuleLogic):
     def sceneLogic(self):
         """The library's scene logic bound to Slicer's scene."""
         if self._sceneLogic is None or self._sceneLogic.scene is not slicer.mrmlScene:
-            from GenMedEvalLib.scene_logic import SceneLogic
-
-            self._sceneLogic = SceneLogic(slicer.mrmlScene)
+            self._sceneLogic = scene_logic.SceneLogic(slicer.mrmlScene)
         return self._sceneLogic
 
     # -- dependencies ---------------------------------------------------------------------
 
     @staticmethod
-    def ensureDependencies(askConfirmation: bool = True) -> None:
-        """Install what is missing with Slicer's own mechanisms; torch through the PyTorch extension."""
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            try:
-                import PyTorchUtils
-            except ImportError as exc:
-                raise RuntimeError("GenMedEval needs PyTorch: install the 'PyTorch' extension "
-                                   "from the Extensions Manager, then restart Slicer.") from exc
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation) is None:
-                raise RuntimeError("PyTorch is required and was not installed.") from None
-        missing = [req for req in REQUIREMENTS if not GenMedEvalLogic._importable(req)]
-        if not missing:
+    def torchAvailable() -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
+
+    def ensureTorch(self, askConfirmation: bool = True) -> None:
+        """Torch through the PyTorch extension, at least ``TORCH_REQUIREMENT``."""
+        if self.torchAvailable() and not scene_logic.missing_requirements([f"torch{TORCH_REQUIREMENT}"]):
             return
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                "GenMedEval will install: " + ", ".join(missing) + ". Continue?"):
-            raise RuntimeError("Missing Python packages: " + ", ".join(missing))
-        packaging = getattr(slicer, "packaging", None)
-        for requirement in missing:
-            if packaging is not None and hasattr(packaging, "pip_ensure"):
-                packaging.pip_ensure(requirement)
-            else:
-                slicer.util.pip_install(requirement)
+        try:
+            import PyTorchUtils
+        except ImportError as exc:
+            raise RuntimeError(_("GenMedEval needs PyTorch: install the 'PyTorch' extension from the Extensions "
+                                 "Manager, then restart Slicer.")) from exc
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation,
+                                                              torchVersionRequirement=TORCH_REQUIREMENT)
+        if torch is None:
+            raise RuntimeError(_("PyTorch {requirement} is required and was not installed.").format(
+                requirement=TORCH_REQUIREMENT))
 
     @staticmethod
-    def _importable(requirement: str) -> bool:
-        import importlib.util
-        import re
+    def missingPythonPackages() -> list:
+        return scene_logic.missing_requirements(REQUIREMENTS)
 
-        name = re.split(r"[<>=\[ ]", requirement)[0]
-        return importlib.util.find_spec({"pyyaml": "yaml"}.get(name, name)) is not None
+    @staticmethod
+    def hasPipEnsure() -> bool:
+        return hasattr(getattr(slicer, "packaging", None), "pip_ensure")
+
+    def installPythonPackages(self, requirements) -> None:
+        """Slicer's own installers: ``slicer.packaging.pip_ensure`` (5.12+), else ``slicer.util.pip_install``."""
+        if self.hasPipEnsure():
+            slicer.packaging.pip_ensure(list(requirements), requester="GenMedEval")
+        else:
+            slicer.util.pip_install(list(requirements))
+
+    def ensureDependencies(self, askConfirmation: bool = True) -> None:
+        """Everything at once, blocking (scripts and the self-test; the widget installs in the background)."""
+        self.ensureTorch(askConfirmation=askConfirmation)
+        missing = self.missingPythonPackages()
+        if missing:
+            self.installPythonPackages(missing)
+
+    # -- background processes -------------------------------------------------------------
+
+    @staticmethod
+    def pythonExecutable() -> str:
+        """PythonSlicer (Slicer's Python with its packages); the running Python where there is none (tests)."""
+        name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
+        found = shutil.which(name) or os.path.join(os.path.dirname(sys.executable), name)
+        return found if os.path.isfile(found) else sys.executable
+
+    @staticmethod
+    def backgroundEnvironment() -> dict:
+        """The environment of a background process: Slicer's startup environment, the library and its resources."""
+        env = dict(os.environ)
+        if getattr(slicer, "app", None) is not None and hasattr(slicer.util, "startupEnvironment"):
+            env = dict(slicer.util.startupEnvironment())
+        env["PYTHONPATH"] = os.pathsep.join([_library_root()] + [p for p in [env.get("PYTHONPATH")] if p])
+        env["GENMEDEVAL_RESOURCES"] = os.environ.get("GENMEDEVAL_RESOURCES", _resources_dir())
+        env.pop("GENMEDEVAL_NO_PROGRESS", None)
+        return env
+
+    def evaluateStep(self, p, outCsv: str):
+        """The Evaluate section's ``genmedeval metrics`` command."""
+        args = scene_logic.evaluate_command(scene_logic.given_path(p.referenceFolder),
+                                            scene_logic.given_path(p.evaluatedFolder), outCsv, encoder=p.encoder,
+                                            metrics=p.metrics, bootstrap=p.bootstrap, seed=p.seed)
+        return scene_logic.genmedeval_step(self.pythonExecutable(), args, _("Metrics"))
+
+    def prepareDownstream(self, p, folder: str | None = None):
+        """Write the input (and mask) for the background segmentation; return the run and its steps."""
+        if not p.inputVolume:
+            raise ValueError(_("Select an input volume."))
+        run = scene_logic.DownstreamRun(pathlib.Path(folder or tempfile.mkdtemp(prefix="GenMedEval-downstream-")))
+        withTruth = scene_logic.DownstreamScene(self.sceneLogic).prepare(run, p.inputVolume, p.inputMask)
+        steps = run.steps(self.pythonExecutable(), segmenter=p.segmenterPath, predictor=p.qualityModelPath,
+                          with_truth=withTruth)
+        return run, steps
+
+    def loadDownstream(self, p, run):
+        """The finished run's segmentation and table into the scene; returns (segmentation node, predicted Dice)."""
+        segmentation, score, table = scene_logic.DownstreamScene(self.sceneLogic).load(
+            run, p.inputVolume, segmentation_node=p.segmentation, table_node=p.downstreamTable)
+        p.segmentation, p.downstreamTable = segmentation, table
+        return segmentation, score
+
+    def runDownstream(self, p, timeout: float = 600.0):
+        """Segmentation and quality prediction in the background process, waited for (scripts, self-test)."""
+        run, steps = self.prepareDownstream(p)
+        status = scene_logic.BackgroundJob(steps, env=self.backgroundEnvironment(), cwd=_library_root()).wait(timeout)
+        if status.state != "done":
+            raise RuntimeError(status.message)
+        return self.loadDownstream(p, run)
 
     # -- perturbation preview -------------------------------------------------------------
 
     def preview(self, parameterNode):
         """Perturb the input volume into ``perturbedVolume`` and the mask + changed voxels into ``changesVolume``."""
-        from GenMedEvalLib.scene_logic import module_params
-
         p = parameterNode
         if not p.inputVolume:
-            raise ValueError("Select an input volume.")
-        controls = {name: getattr(p, name) for name in ("noiseLevel", "blurSigma", "bandMm", "amplitude",
-                                                        "frequency", "contrastStrength", "mode")}
-        result = self.sceneLogic.perturb(p.inputVolume, p.perturbation, module_params(p.perturbation, controls),
+            raise ValueError(_("Select an input volume."))
+        controls = {name: p.getValue(name) for name in scene_logic.controls_used(p.perturbation)}
+        result = self.sceneLogic.perturb(p.inputVolume, p.perturbation,
+                                         scene_logic.module_params(p.perturbation, controls),
                                          mask_node=p.inputMask, seed=p.seed, output_node=p.perturbedVolume,
                                          overlay_node=p.changesVolume)
         p.perturbedVolume = result.volume_node
         p.changesVolume = result.overlay_node
         return result
 
-    # -- evaluation in a background process -----------------------------------------------
-
-    @staticmethod
-    def pythonSlicerExecutable() -> str:
-        """The PythonSlicer launcher (same Python and packages as the application)."""
-        name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
-        return os.path.join(os.path.dirname(sys.executable), name)
-
-    def startBackgroundCommand(self, args, onOutput, onFinished):
-        """Run ``genmedeval ARGS`` in a PythonSlicer process; stream its output lines; call back with the exit code."""
-        process = qt.QProcess()
-        process.setProcessChannelMode(qt.QProcess.MergedChannels)
-        env = qt.QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONPATH", os.pathsep.join([p for p in sys.path if p]))
-        env.insert("GENMEDEVAL_RESOURCES", os.environ.get("GENMEDEVAL_RESOURCES", ""))
-        process.setProcessEnvironment(env)
-
-        def readOutput():
-            text = bytes(process.readAll()).decode("utf-8", "replace")
-            for line in text.replace("\r", "\n").split("\n"):
-                onOutput(line)
-
-        process.connect("readyRead()", readOutput)
-        process.connect("finished(int)", onFinished)
-        process.start(self.pythonSlicerExecutable(), ["-m", "GenMedEvalLib.cli"] + list(args))
-        return process
-
-    @staticmethod
-    def progressPercent(line: str):
-        """The percentage of a tqdm progress line, else None."""
-        from GenMedEvalLib.scene_logic import progress_percent
-
-        return progress_percent(line)
+    # -- tables ---------------------------------------------------------------------------
 
     def loadResultTable(self, csvPath: str, tableNode=None):
         """The metrics CSV written by the background process as a table node."""
         return self.sceneLogic.load_result_csv(csvPath, table_node=tableNode)
-
-    def evaluateFolders(self, referenceFolder: str, evaluatedFolder: str, encoder: str = "domain",
-                        metrics: str = "all", bootstrap: int = 0, tableNode=None):
-        """The same evaluation in this process (scripts and tests; the widget uses the background process)."""
-        return self.sceneLogic.evaluate_folders(referenceFolder, evaluatedFolder, encoder=encoder, metrics=metrics,
-                                                bootstrap=bootstrap, table_node=tableNode)
-
-    # -- downstream -----------------------------------------------------------------------
-
-    def segmentAndScore(self, parameterNode):
-        """Segment the input volume and predict the segmentation's Dice (true Dice too when a mask is set)."""
-        p = parameterNode
-        self.ensureDependencies()
-        return self.sceneLogic.segment_and_score(p.inputVolume, segmenter=p.segmenterPath or None,
-                                                 predictor=p.qualityModelPath or None,
-                                                 truth_node=p.inputMask, segmentation_node=p.segmentation,
-                                                 table_node=p.outputTable)
 
     def exportTable(self, tableNode, path: str):
         return self.sceneLogic.export_table(tableNode, path)
@@ -465,53 +615,92 @@ class GenMedEvalLogic(ScriptedLoadableModuleLogic):
 
 
 class GenMedEvalTest(ScriptedLoadableModuleTest):
-    """Self-test: a small volume and mask in the scene -> perturbation, metrics, predictor; check the nodes."""
+    """Self-test on Slicer's sample data MRBrainTumor1: widget, parameter node, preview, segmentation, quality."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_GenMedEval_endToEnd()
+        self.test_GenMedEval_MRBrainTumor1()
 
-    def test_GenMedEval_endToEnd(self):
+    def test_GenMedEval_MRBrainTumor1(self):
+        import SampleData
+
+        self.delayDisplay(_("Loading sample data MRBrainTumor1"))
+        volumeNode = SampleData.SampleDataLogic().downloadSample("MRBrainTumor1")
+        self.assertIsNotNone(volumeNode)
+        self.checkLogic(volumeNode)
+        self.checkWidget(volumeNode)
+        self.delayDisplay(_("Test passed"))
+
+    def checkWidget(self, volumeNode) -> None:
+        """Build the panel; the parameter node drives its controls and a preview fills the perturbed volume."""
+        widget = GenMedEvalWidget()
+        try:
+            p = widget._parameterNode
+            p.inputVolume = volumeNode
+            self.assertIs(widget.ui.inputVolumeSelector.currentNode(), volumeNode)
+            p.perturbation = "gaussian_noise"
+            self.assertEqual(widget.ui.perturbationComboBox.currentText, "gaussian_noise")
+            self.assertTrue(widget.ui.noiseSlider.enabled)
+            self.assertFalse(widget.ui.blurSigmaSlider.enabled)
+            widget.runPreview()
+            self.assertIsNotNone(p.perturbedVolume)
+            self.assertIn("voxels changed", widget.ui.previewStatusLabel.text)
+        finally:
+            widget.cleanup()
+            widget.parent.deleteLater()  # a panel built without a parent is the caller's to delete
+
+    def checkLogic(self, volumeNode, segmenterPath=None, qualityModelPath=None) -> None:
+        """Preview with a rough tumour mask, then (with torch) segmentation and quality in the background process.
+
+        Unset model paths mean the shipped models. Also run by the test suite on the slicer-core wheel
+        (Testing/test_slicer_bindings.py), there with small test-made models.
+        """
         import numpy as np
 
-        _ensure_library_on_path()
         from GenMedEvalLib import mrml
-        from GenMedEvalLib.io import Volume
 
-        self.delayDisplay("Building a small volume with a tumour")
-        rng = np.random.default_rng(0)
-        array = rng.normal(0.4, 0.05, (24, 64, 64)).astype("float32")
-        zz, yy, xx = np.ogrid[:24, :64, :64]
-        tumour = ((zz - 12) ** 2 * 4 + (yy - 30) ** 2 + (xx - 34) ** 2) < 100
-        array[tumour] = 0.9
-        volume = Volume(array, spacing=(1.0, 1.0, 2.0))
         logic = GenMedEvalLogic()
-        volumeNode = mrml.add_volume_node(slicer.mrmlScene, volume, "selftest-volume")
-        maskNode = mrml.add_volume_node(slicer.mrmlScene, volume, "selftest-mask", array=tumour.astype("uint8"),
-                                        label=True)
-
-        self.delayDisplay("Perturbing (radial gradient)")
         p = logic.getParameterNode()
-        p.inputVolume, p.inputMask, p.perturbation = volumeNode, maskNode, "radial_gradient"
-        p.amplitude = 0.3
+        volume = mrml.volume_from_node(volumeNode)
+        rough = scene_logic.rough_tumour_mask(volume.array)
+        self.assertGreater(int(rough.sum()), 0)
+        maskNode = mrml.add_volume_node(slicer.mrmlScene, volume, "rough tumour mask", array=rough, label=True)
+
+        self.delayDisplay(_("Perturbing (boundary blur)"))
+        p.inputVolume, p.inputMask, p.perturbation = volumeNode, maskNode, "boundary_blur"
+        p.blurSigma = 2.0
         result = logic.preview(p)
-        self.assertIsNotNone(p.perturbedVolume)
         self.assertGreater(result.changed_voxels, 0)
         changes = mrml.array_from_node(p.changesVolume)
-        self.assertTrue(((changes == 2) <= tumour).all())  # the gradient changes only tumour voxels
+        self.assertTrue(((changes == 1) <= (rough > 0)).all())  # label 1: mask voxels the blur left alone
+        self.assertEqual(int((changes == 2).sum()), result.changed_voxels)
 
-        self.delayDisplay("Metrics of perturbed copies against the original")
-        copies = [volume.with_array(array + rng.normal(0, s, array.shape).astype("float32")) for s in (0.01, 0.02)]
-        table = logic.sceneLogic.evaluate_volumes([volume, volume], copies, metrics="fd,kd")
-        rows = mrml.table_to_rows(table)
-        self.assertEqual([r["metric"] for r in rows], ["fd", "kd", "kd_std"])
-        self.assertGreater(rows[0]["value"], 0.0)  # perturbed copies are not the reference set
-
-        self.delayDisplay("Segmenter and quality predictor")
-        segmentation, score, downstream = logic.sceneLogic.segment_and_score(volumeNode, truth_node=maskNode)
+        if not logic.torchAvailable():
+            self.delayDisplay(_("PyTorch is not installed (install the PyTorch extension, then torch with its "
+                                "PyTorch Utils module): skipping segmentation and quality prediction"))
+            return
+        missing = logic.missingPythonPackages()
+        if missing:
+            self.delayDisplay(_("Installing {names}").format(names=", ".join(missing)))
+            logic.installPythonPackages(missing)
+        self.delayDisplay(_("Segmentation and quality prediction in the background process"))
+        if segmenterPath:
+            p.segmenterPath = pathlib.Path(segmenterPath)
+        if qualityModelPath:
+            p.qualityModelPath = pathlib.Path(qualityModelPath)
+        segmentation, score = logic.runDownstream(p)
         self.assertTrue(segmentation.IsA("vtkMRMLSegmentationNode"))
-        self.assertEqual(downstream.GetTable().GetNumberOfRows(), 1)
-        self.delayDisplay("Test passed")
+        self.assertIs(p.segmentation, segmentation)
+        rows = mrml.table_to_rows(p.downstreamTable)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["volume"], volumeNode.GetName())
+        segmented = mrml.mask_from_node(slicer.mrmlScene, segmentation, volumeNode)
+        self.assertEqual(int(rows[0]["mask_voxels"]), int(segmented.sum()))
+        if segmented.any():
+            self.assertTrue(0.0 <= score <= 1.0)
+            self.assertAlmostEqual(rows[0]["predicted_dice"], score)
+        self.assertTrue(np.isfinite(rows[0]["true_dice"]))  # the rough mask served as truth
+        self.assertIsNot(p.downstreamTable, p.metricsTable)

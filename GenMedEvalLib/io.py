@@ -72,16 +72,15 @@ def is_volume_file(path: str | Path) -> bool:
 def _read_image(path: str | Path):
     import SimpleITK as sitk
 
+    from .filecheck import check_image_file, itk_reason, native_output_silenced
+
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
-    if not path.is_file():
-        raise InputError("not a file", path)
+    text = check_image_file(path)  # name, size vs header, NaN/Inf, geometry, memory: before SimpleITK reads
     try:
-        return sitk.ReadImage(str(path))
+        with native_output_silenced():
+            return sitk.ReadImage(text)
     except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
-        raise InputError(f"cannot read as an image ({reason[:120]})", path) from None
+        raise InputError(f"cannot read as an image ({itk_reason(exc)})", path) from None
 
 
 def _to_volume(image, path: Path, dtype) -> Volume:
@@ -161,7 +160,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = next((s for s in VOLUME_SUFFIXES if target.name.lower().endswith(s)), target.suffix)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    # the writer's pid in the name lets outputs.remove_stale_temporaries clear what a killed run left behind
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.genmedeval-tmp-{os.getpid()}.", suffix=f".tmp{suffix}",
+                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -182,10 +183,30 @@ def write_volume(volume: Volume, path: str | Path, array: np.ndarray | None = No
     path = Path(path)
     if not is_volume_file(path):
         raise InputError(f"unsupported output format; use one of {', '.join(VOLUME_SUFFIXES)}", path)
+    from .filecheck import check_name
+
+    check_name(path)
     image = to_sitk(volume, array)
     with atomic_path(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=compress)
     return path
+
+
+def read_json(path: str | Path):
+    """A JSON file's content; one-line ``InputError`` naming the file when it is missing, not UTF-8 or not JSON."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError("is not UTF-8 text", path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"is not valid JSON ({exc.msg} at line {exc.lineno})", path) from None
+    except RecursionError:
+        raise InputError("is nested too deeply to read", path) from None
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -283,8 +304,13 @@ def read_cohort_csv(path: str | Path) -> dict[str, dict[str, str]]:
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path)
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or "name" not in reader.fieldnames:
-            raise InputError("CSV needs a 'name' column", path)
-        return {row["name"]: row for row in reader}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "name" not in reader.fieldnames:
+                raise InputError("CSV needs a 'name' column", path)
+            return {row["name"]: row for row in reader}
+    except UnicodeDecodeError:
+        raise InputError("is not UTF-8 text", path) from None
+    except csv.Error as exc:
+        raise InputError(f"is not a readable CSV ({exc})", path) from None

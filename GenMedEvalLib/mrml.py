@@ -369,12 +369,13 @@ def _centre_ras(volume: Volume, overlay: np.ndarray | None, centre_zyx) -> np.nd
 def render_slice_views(volume: Volume, *, overlays: Sequence[np.ndarray] = (),
                        planes: Sequence[str] = ("axial", "coronal", "sagittal"),
                        center_zyx: Sequence[float] | None = None, size: int = 256, app=None,
-                       label_opacity: float = 0.5) -> dict[str, np.ndarray]:
+                       label_opacity: float = 0.5, outline: bool = False) -> dict[str, np.ndarray]:
     """Render ``volume`` with label overlays in Slicer's slice views, off-screen: {plane: H x W x 3 uint8}.
 
     The first overlay is label 1, the second 2, their overlap 3, drawn in ``VIEW_COLOURS`` (blue, red,
-    green). Each view
-    is centred on the first overlay's centre of mass (or ``center_zyx``) and fitted to the volume.
+    green). ``outline``: draw each label region's outline only (the slice node's label-outline mode), so
+    the image under a changed boundary stays visible. Each view is centred on the first overlay's
+    centre of mass (or ``center_zyx``) and fitted to the volume.
     """
     app = app or get_app()
     scene = app.scene
@@ -394,6 +395,7 @@ def render_slice_views(volume: Volume, *, overlays: Sequence[np.ndarray] = (),
             composite.SetBackgroundVolumeID(nodes[0].GetID())
             composite.SetLabelVolumeID(nodes[1].GetID() if label is not None else None)
             composite.SetLabelOpacity(label_opacity)
+            view._logic.GetSliceNode().SetUseLabelOutline(bool(outline))
             view.fit_view_to_content()
             view._logic.SetSliceOffset(_plane_offset(view._logic.GetSliceNode(), centre))
             images[plane] = _capture(view)

@@ -84,12 +84,62 @@ def test_downstream_table_has_every_condition(demo_run):
     out, _ = demo_run
     rows = read_csv(out / "downstream.csv")
     assert [r["condition"] for r in rows] == ["baseline", *PAPER]
-    base = float(rows[0]["dice"])
+    base = float(rows[0]["predicted_dice"])
     assert 0.3 < base <= 1.0
-    flat = [float(r["dice"]) for r in rows if r["perturbation"] in ("internal_duplication", "density_shift")]
+    flat = [float(r["predicted_dice"]) for r in rows if r["perturbation"] in ("internal_duplication", "density_shift")]
     assert max(abs(d - base) for d in flat) < 0.15  # set-level conditions re-index the same volumes' scores
     run = json.loads((out / "run.json").read_text())
     assert run["volumes_segmented"] == 2 * (1 + 18) + 10  # baseline + per-volume conditions, + train for duplication
+
+
+def test_downstream_reports_true_dice_beside_predicted_per_condition_and_volume(demo_run):
+    """The masks of the perturbed images are known: true Dice, predicted Dice and the predictor's error."""
+    from GenMedEvalLib.io import read_mask
+    from GenMedEvalLib.quality import dice_score
+
+    out, _ = demo_run
+    rows = {r["condition"]: r for r in read_csv(out / "downstream.csv")}
+    volumes = read_csv(out / "downstream_volumes.csv")
+    by_condition = {}
+    for v in volumes:
+        by_condition.setdefault(v["condition"], []).append(v)
+    assert set(by_condition) == set(rows)
+    for condition, row in rows.items():
+        entries = by_condition[condition]
+        assert int(row["n_volumes"]) == len(entries) and int(row["n_true"]) == len(entries)  # empty outputs stay in
+        true = [float(v["true_dice"]) for v in entries]
+        predicted = [float(v["predicted_dice"]) for v in entries]
+        assert float(row["true_dice"]) == pytest.approx(sum(true) / len(true))
+        assert float(row["error"]) == pytest.approx(sum(predicted) / len(predicted) - sum(true) / len(true))
+        assert float(row["mae"]) == pytest.approx(sum(abs(p - t) for p, t in zip(predicted, true, strict=True))
+                                                  / len(true))
+        assert float(row["true_dice_ci_low"]) <= float(row["true_dice"]) <= float(row["true_dice_ci_high"])
+    assert len(by_condition["boundary_blur@3"]) == 2  # the two segmented eval volumes
+    # a set-level condition re-indexes the segmented volumes' own records, train copies included
+    provenance = json.loads((out / "perturbed" / "external_duplication" / "45%" / "provenance.json").read_text())
+    kept = [(s, i) for s, i in provenance if s == "train" or i < 2]
+    duplicated = by_condition["external_duplication@45%"]
+    assert [v["source"] for v in duplicated] == [s for s, _ in kept] and {"eval", "train"} <= {s for s, _ in kept}
+    # the baseline's true Dice is the Dice of the written segmentation against the case's mask
+    info = json.loads((out / "views.json").read_text())
+    assert len(info["cases"]) == 2
+    baseline = {v["volume"]: float(v["true_dice"]) for v in by_condition["baseline"]}
+    for case in info["cases"]:
+        seg, truth = read_mask(case["segmentation"]).array, read_mask(case["truth"]).array
+        assert baseline[case["case"]] == pytest.approx(dice_score(seg, truth))
+
+
+def test_findings_give_verdict_test_and_sample_size(demo_run):
+    out, report = demo_run
+    page = report.read_text()
+    findings = page[page.index("<h2>Findings"):page.index("<h2>Phase 1")]
+    verdicts = re.findall(r"<em>(holds|fails|not testable)</em>", findings)
+    assert len(verdicts) == 10  # 5 upstream + 5 downstream claims
+    assert findings.count("Test: ") == 10 and len(re.findall(r"; n \d+ (volumes|evaluated slices)", findings)) >= 8
+    assert "on the true Dice" in findings  # the downstream claims use the masks the perturbations keep
+    # two segmented volumes cannot reach p < 0.05 in a paired test: the downstream trends are not testable here
+    assert "Boundary blur lowers the Dice as it gets stronger</b>: <em>not testable</em>" in findings
+    assert "Every downstream condition against the baseline" in page
 
 
 def test_reuse_is_measured(demo_run):
@@ -104,7 +154,9 @@ def test_report_embeds_every_heat_map_and_view(demo_run):
     page = report.read_text()
     pngs = sorted(out.glob("heatmap*.png")) + sorted((out / "views").glob("*.png")) + [out / "phase2" / "compare_heatmap.png"]
     assert len(list(out.glob("heatmap_*.png"))) == 5  # one per perturbation family
-    assert len(list((out / "views").glob("*.png"))) >= 6  # original, perturbed and difference views
+    assert len(list((out / "views").glob("*.png"))) >= 8  # each segmented case, original, perturbed, differences
+    assert {p.name for p in (out / "views").glob("case_*.png")} == {f"case_{c['case']}.png" for c in
+                                                                   json.loads((out / "views.json").read_text())["cases"]}
     assert page.count('src="data:image/png;base64,') == len(pngs)
     assert "Findings" in page and "Kendall tau" in page and "as if they were models" in page
     assert re.search(r"Network forward passes \d+: a naive run that encodes every condition.s slices makes \d+", page)

@@ -12,7 +12,7 @@ from GenMedEvalLib.io import Volume
 
 def test_axial_slices_of_real_case_are_whole_axial_planes(real_case):
     image, _ = real_case
-    sliced = volume_slices(image, SliceSettings(plane="axial", min_foreground=0.0))
+    sliced = volume_slices(image, SliceSettings(max_slices=None, tumour_slices=0, plane="axial", min_foreground=0.0))
     assert len(sliced) == image.array.shape[0] == 25
     assert sliced.images[7].shape == (256, 256)
     np.testing.assert_array_equal(sliced.images[7], image.array[7])
@@ -21,7 +21,7 @@ def test_axial_slices_of_real_case_are_whole_axial_planes(real_case):
 
 def test_foreground_rule_matches_direct_count(real_case):
     image, _ = real_case
-    settings = SliceSettings(plane="sagittal", min_foreground=0.2, foreground_threshold=0.1)
+    settings = SliceSettings(max_slices=None, tumour_slices=0, plane="sagittal", min_foreground=0.2, foreground_threshold=0.1)
     expected = [x for x in range(image.array.shape[2]) if (image.array[:, :, x] > 0.1).mean() >= 0.2]
     got = [s.index for s in volume_slices(image, settings).info]
     assert got == expected
@@ -30,7 +30,7 @@ def test_foreground_rule_matches_direct_count(real_case):
 
 def test_mask_restriction_keeps_only_lesion_slices(real_case):
     image, mask = real_case
-    got = [s.index for s in volume_slices(image, SliceSettings(mask_only=True, min_foreground=0.0), mask=mask).info]
+    got = [s.index for s in volume_slices(image, SliceSettings(max_slices=None, tumour_slices=0, mask_only=True, min_foreground=0.0), mask=mask).info]
     assert got == list(np.flatnonzero(mask.array.any(axis=(1, 2))))
     assert 0 < len(got) < 25
 
@@ -58,15 +58,15 @@ def test_planes_follow_direction_matrix():
     assert plane_axes(direction) == {"axial": 2, "coronal": 1, "sagittal": 0}
     array = np.zeros((4, 5, 6), dtype=np.float32)
     array[:, :, 2] = 1.0
-    sliced = volume_slices(Volume(array, direction=direction), SliceSettings(plane="axial", min_foreground=0.5))
+    sliced = volume_slices(Volume(array, direction=direction), SliceSettings(max_slices=None, tumour_slices=0, plane="axial", min_foreground=0.5))
     assert [s.index for s in sliced.info] == [2]
 
 
 def test_step_max_slices_and_all_planes():
     array = np.ones((10, 8, 6), dtype=np.float32)
-    assert [s.index for s in volume_slices(array, SliceSettings(step=3)).info] == [0, 3, 6, 9]
+    assert [s.index for s in volume_slices(array, SliceSettings(max_slices=None, tumour_slices=0, step=3)).info] == [0, 3, 6, 9]
     assert [s.index for s in volume_slices(array, SliceSettings(max_slices=4)).info] == [0, 3, 6, 9]
-    sliced = volume_slices(array, SliceSettings(plane="all"))
+    sliced = volume_slices(array, SliceSettings(max_slices=None, tumour_slices=0, plane="all"))
     assert [sum(s.plane == p for s in sliced.info) for p in ("axial", "coronal", "sagittal")] == [10, 8, 6]
     assert all(img.shape[0] == img.shape[1] for img in sliced.images)
 

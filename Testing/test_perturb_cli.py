@@ -21,8 +21,8 @@ def case(tmp_path):
     mask[4:8, 15:25, 20:30] = 1
     vol = Volume(array, spacing=(0.8, 0.9, 3.0), origin=(1.0, -2.0, 5.0),
                  direction=(1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
-    image_path = write_volume(vol, tmp_path / "case.nii.gz")
-    mask_path = write_volume(vol, tmp_path / "case_mask.nii.gz", mask)
+    image_path = write_volume(vol, tmp_path / "in" / "case.nii.gz")  # outputs go beside the input folder, never in it
+    mask_path = write_volume(vol, tmp_path / "in" / "case_mask.nii.gz", mask)
     return image_path, mask_path
 
 
@@ -50,7 +50,7 @@ def test_perturb_folder_with_params_and_progress(case, tmp_path, capsys):
     out_dir = tmp_path / "noisy"
     code, captured = run(["perturb", image.parent, out_dir, "--kind", "gaussian_noise", "--sigma", "0.1", "--seed", "3"], capsys)
     assert code == 0, captured.err
-    written = sorted(p.name for p in out_dir.iterdir())
+    written = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))  # not the output marker
     assert written == ["case.nii.gz"]
     residual = read_volume(out_dir / "case.nii.gz").array
     assert 0.05 < np.std(residual - np.clip(residual, 0, 1)) + np.std(residual) < 1.0

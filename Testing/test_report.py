@@ -81,6 +81,9 @@ def test_view_images_show_the_brain_and_the_tumour_label(run_dir):
     assert bright.mean() > 0.05 and label.sum() > 30
     thirds = np.array_split(label, 3, axis=1)  # axial, coronal, sagittal panels side by side
     assert all(part.sum() > 5 for part in thirds)  # the tumour is in every plane
+    # drawn as an outline, not filled: the outlines enclose pixels they do not paint (the image shows through)
+    interior = ndimage.binary_fill_holes(label) & ~label
+    assert interior.sum() > 0.3 * label.sum()
 
 
 def test_sweep_counts_forward_passes_against_the_naive_count(run_dir):
@@ -113,9 +116,14 @@ def test_changed_fraction_is_recorded_and_a_no_op_is_not_called_blindness(run_di
     from GenMedEvalLib.experiments.findings import check_findings
     from GenMedEvalLib.perturb import PERTURBATIONS, apply_perturbation
 
-    changed = json.loads((run_dir / "run.json").read_text())["changed_fraction"]
-    assert set(changed) == {"gaussian_noise@0.1", "boundary_blur@3", "radial_gradient@3"}
+    run = json.loads((run_dir / "run.json").read_text())
+    changed, touched = run["changed_fraction"], run["touched_fraction"]
+    assert set(changed) == set(touched) == {"gaussian_noise@0.1", "boundary_blur@3", "radial_gradient@3"}
     assert changed["gaussian_noise@0.1"] > 0.5 and 0 < changed["boundary_blur@3"] < 0.05
+    # noise changes every evaluated slice; blur only those through the tumour, not the evenly spaced ones away from it
+    assert touched["gaussian_noise@0.1"]["fraction"] == 1.0
+    assert 0 < touched["boundary_blur@3"]["fraction"] < 1
+    assert touched["boundary_blur@3"]["evaluated"] >= touched["boundary_blur@3"]["touched"] > 0
 
     # a tumour-free volume is left as it is by boundary blur: a no-op must not count as blindness
     image = np.random.default_rng(1).random((20, 24, 24)).astype(np.float32)
@@ -125,10 +133,14 @@ def test_changed_fraction_is_recorded_and_a_no_op_is_not_called_blindness(run_di
                              **PERTURBATIONS["boundary_blur"].presets["1"])
     assert not np.array_equal(out, image)  # on 4 mm voxels the band widens to the boundary voxels
     rows = [{"condition": "boundary_blur@1", "metric": "fd", "value": 1.0, "baseline": 1.0, "z": 0.0}]
-    blur = next(f for f in check_findings(rows) if "boundary blur" in f.claim)
-    assert blur.holds is True
-    blur = next(f for f in check_findings(rows, changed={"boundary_blur@1": 0.0}) if "boundary blur" in f.claim)
-    assert blur.holds is None and "changed no voxel" in blur.detail
+
+    def blur(**kwargs):
+        return next(f for f in check_findings(rows, **kwargs) if "boundary blur" in f.claim)
+
+    assert blur(touched={"boundary_blur@1": 0.3}).holds is True
+    assert blur().holds is None  # which evaluated slices it changed is unknown: blindness is not shown
+    no_op = blur(changed={"boundary_blur@1": 0.0}, touched={"boundary_blur@1": 0.0})
+    assert no_op.holds is None and "changed no evaluated slice" in no_op.detail
 
 
 def test_reuse_sentence_says_when_the_cache_served_every_feature():

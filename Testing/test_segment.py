@@ -93,7 +93,7 @@ def write_bundle(folder, weight: float = 20.0, bias: float = -10.0):
 
 def test_monai_bundle_plugin(tmp_path, bright_cube):
     write_bundle(tmp_path / "bundle")
-    seg = load_segmenter(tmp_path / "bundle")
+    seg = load_segmenter(tmp_path / "bundle", trust_bundle=True)  # a bundle runs its config's code: trusted here
     assert seg.roi == 48 and seg.spatial_dims == 2
     np.testing.assert_array_equal(seg.segment(bright_cube, (3.0, 1.0, 1.0)), expected_threshold(bright_cube))
 
@@ -102,7 +102,7 @@ def test_bundle_and_file_errors_name_the_problem(tmp_path):
     write_bundle(tmp_path / "bundle")
     (tmp_path / "bundle" / "models" / "model.pt").unlink()
     with pytest.raises(InputError, match="models/model.pt"):
-        load_segmenter(tmp_path / "bundle")
+        load_segmenter(tmp_path / "bundle", trust_bundle=True)
     with pytest.raises(InputError, match="not found"):
         load_segmenter(tmp_path / "absent.pt")
     junk = tmp_path / "junk.pt"

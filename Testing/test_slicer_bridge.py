@@ -278,7 +278,7 @@ def load_batch_module():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "GenMedEval" / "batch.py"
+    path = Path(__file__).resolve().parent.parent / "GenMedEval" / "Scripts" / "batch.py"
     spec = importlib.util.spec_from_file_location("genmedeval_batch", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

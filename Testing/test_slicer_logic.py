@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
@@ -18,13 +17,13 @@ from GenMedEvalLib.perturb import PERTURBATIONS, apply_perturbation
 from GenMedEvalLib.scene_logic import (
     MODULE_CONTROLS,
     SceneLogic,
+    control_ranges,
     evaluate_command,
     module_params,
     progress_percent,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULE = ROOT / "GenMedEval" / "GenMedEval.py"
 
 
 @pytest.fixture(scope="module")
@@ -38,44 +37,20 @@ def small_case():
     return Volume(array, spacing=(1.0, 1.0, 2.0), origin=(-31.0, -40.0, 5.0)), tumour.astype(np.uint8)
 
 
-def parameter_node_defaults() -> dict[str, tuple[object, tuple[float, float] | None]]:
-    """{field: (default, WithinRange bounds or None)} of GenMedEvalParameterNode, read from the module source."""
-    tree = ast.parse(MODULE.read_text())
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "GenMedEvalParameterNode")
-    out = {}
-    for stmt in cls.body:
-        if not isinstance(stmt, ast.AnnAssign):
-            continue
-        bounds = None
-        for call in ast.walk(stmt.annotation):
-            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "WithinRange":
-                bounds = tuple(ast.literal_eval(a) for a in call.args)
-        default = ast.literal_eval(stmt.value) if stmt.value is not None else None
-        out[stmt.target.id] = (default, bounds)
-    return out
-
-
-def preview_kinds() -> tuple[str, ...]:
-    tree = ast.parse(MODULE.read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "PREVIEW_KINDS")
-    return ast.literal_eval(node.value)
-
-
 def test_module_controls_match_the_perturbation_registry():
-    """Each preview kind's controls are parameter-node fields whose defaults and upper limits are the registry's."""
-    fields = parameter_node_defaults()
-    assert set(preview_kinds()) == set(MODULE_CONTROLS)
+    """Each preview kind's controls carry the registry's defaults, and their shared range is valid for every kind."""
+    ranges = control_ranges()
     for kind, controls in MODULE_CONTROLS.items():
         spec = PERTURBATIONS[kind]
         assert spec.kind == "volume"
         for param, control in controls.items():
             assert param in spec.params, (kind, param)
-            default, bounds = fields[control]
-            assert default == spec.params[param].default, (kind, param)
-            if bounds is not None:
-                assert bounds[1] == spec.params[param].high, (kind, param)
-        values = module_params(kind, {name: default for name, (default, _) in fields.items()})
-        assert spec.validate(values) == spec.validate({})  # the panel's defaults are the library's defaults
+            if control in ranges:
+                assert ranges[control].default == spec.params[param].default, (kind, param)
+                assert spec.params[param].low <= ranges[control].low <= ranges[control].high <= spec.params[param].high
+        defaults = {control: r.default for control, r in ranges.items()} | {"mode": "slice"}
+        assert spec.validate(module_params(kind, defaults)) == spec.validate({})  # panel defaults = library defaults
+    assert ranges["noiseLevel"].low == PERTURBATIONS["poisson_noise"].params["level"].low  # the intersection
     with pytest.raises(ParameterError, match="preview offers"):
         module_params("duplication", {})
 
@@ -196,7 +171,7 @@ def test_batch_segments_and_predicts_with_the_given_models(app, tmp_path, capsys
     write_volume(volume, tmp_path / "truth.nii.gz", truth.astype(np.uint8))
     torch.manual_seed(0)
     quality = save_checkpoint(build_regressor(), tmp_path / "q.pt", size=64, margin=0.5, min_mm=16.0, meta={})
-    spec = importlib.util.spec_from_file_location("genmedeval_batch", ROOT / "GenMedEval" / "batch.py")
+    spec = importlib.util.spec_from_file_location("genmedeval_batch", ROOT / "GenMedEval" / "Scripts" / "batch.py")
     batch = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(batch)
     code = batch.main(["--volume", str(tmp_path / "case.nii.gz"), "--mask", str(tmp_path / "truth.nii.gz"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -65,14 +66,14 @@ def test_ui_is_valid_designer_xml_with_unique_names():
 
 
 def cmake_glob(name: str) -> set[str]:
-    """The files a ``file(GLOB[_RECURSE] NAME RELATIVE ${PROJECT_SOURCE_DIR} ...)`` call picks up, as CMake would."""
+    """The files a ``file(GLOB[_RECURSE] NAME RELATIVE ${GENMEDEVAL_ROOT} ...)`` call picks up, as CMake would."""
     text = MODULE_CMAKE.read_text()
-    match = re.search(rf"file\((GLOB_RECURSE|GLOB) {name} RELATIVE \$\{{PROJECT_SOURCE_DIR\}} CONFIGURE_DEPENDS(.*?)\)",
+    match = re.search(rf"file\((GLOB_RECURSE|GLOB) {name} RELATIVE \$\{{GENMEDEVAL_ROOT\}} CONFIGURE_DEPENDS(.*?)\)",
                       text, re.S)
     assert match, f"no file(GLOB...) for {name} in {MODULE_CMAKE}"
     found: set[str] = set()
     for pattern in match.group(2).split():
-        relative = pattern.replace("${PROJECT_SOURCE_DIR}/", "")
+        relative = pattern.replace("${GENMEDEVAL_ROOT}/", "")
         folder, _, leaf = relative.rpartition("/")
         paths = (ROOT / folder).rglob(leaf) if match.group(1) == "GLOB_RECURSE" else (ROOT / folder).glob(leaf)
         found |= {str(p.relative_to(ROOT)) for p in paths if p.is_file()}
@@ -81,9 +82,11 @@ def cmake_glob(name: str) -> set[str]:
 
 
 def test_module_cmake_lists_every_python_file_and_resource():
+    """The lists and globs as written (test_slicer_cmake.py builds and installs them with Slicer's macros)."""
     scripts = [s.replace("${MODULE_NAME}", "GenMedEval") for s in cmake_list("MODULE_PYTHON_SCRIPTS")]
-    module_files = {p.name for p in (ROOT / "GenMedEval").glob("*.py")}
-    assert module_files <= set(scripts), sorted(module_files - set(scripts))
+    assert scripts == ["GenMedEval.py"] == [p.name for p in (ROOT / "GenMedEval").glob("*.py")]
+    assert cmake_list("MODULE_PYTHON_RESOURCES") == ["Scripts/batch.py"]
+    assert (ROOT / "GenMedEval" / "Scripts" / "batch.py").is_file()
     library = {str(p.relative_to(ROOT)) for p in (ROOT / "GenMedEvalLib").rglob("*.py") if "__pycache__" not in p.parts}
     assert len(library) > 50 and "GenMedEvalLib/mrml.py" in library
     assert cmake_glob("GENMEDEVAL_LIBRARY_SCRIPTS") == library
@@ -96,6 +99,8 @@ def test_module_cmake_lists_every_python_file_and_resource():
     assert all((ROOT / f).is_file() for f in fixed)
     text = MODULE_CMAKE.read_text()
     assert "foreach(_file ${GENMEDEVAL_LIBRARY_SCRIPTS})" in text and "foreach(_file ${GENMEDEVAL_RESOURCES})" in text
+    assert "${CMAKE_BINARY_DIR}/${Slicer_QTSCRIPTEDMODULES_LIB_DIR}/${_file}" in text  # relative destinations
+    assert ".pt" not in text.replace("Resources/Models/*.pt", "")  # models by glob: no names, no digests
     assert "WITH_GENERIC_TESTS" in text and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
 
 
@@ -108,17 +113,76 @@ def test_extension_cmake_has_the_extension_variables():
         assert needed in text, needed
 
 
+def test_module_requirements_follow_the_library_dependencies():
+    """What the module installs = pyproject's dependencies, less what Slicer ships (numpy, scipy, SimpleITK),
+    torch (the PyTorch extension) and what only the demo cohort and the HTML report need (nilearn, matplotlib)."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {re.split(r"[<>=]", d)[0].lower(): d for d in deps}
+    expected = {name for name in floors if name not in {"numpy", "scipy", "simpleitk", "torch", "nilearn",
+                                                         "matplotlib"}}
+    text = MODULE.read_text()
+    requirements = ast.literal_eval(re.search(r"REQUIREMENTS = (\(.*?\))", text, re.S).group(1))
+    assert {re.split(r"[<>=]", r)[0].lower() for r in requirements} == expected
+    for requirement in requirements:  # the same floors as the library declares
+        assert requirement in floors[re.split(r"[<>=]", requirement)[0].lower()], requirement
+
+
+def test_screenshot_and_licence_are_committed_files():
+    """EXTENSION_SCREENSHOTURLS points into the repository at a PNG git does not ignore; LICENSE is pyproject's."""
+    text = (ROOT / "CMakeLists.txt").read_text()
+    url = re.search(r'EXTENSION_SCREENSHOTURLS "([^"]+)"', text).group(1)
+    path = url.split("/main/", 1)[1]
+    assert (ROOT / path).is_file() and path.endswith(".png")
+    ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
+    assert not ignored, f"{path} is git-ignored"
+    assert "BSD 3-Clause License" in (ROOT / "LICENSE").read_text()
+    assert 'license = { text = "BSD-3-Clause" }' in (ROOT / "pyproject.toml").read_text()
+
+
 def test_module_imports_at_top_level_only_what_slicer_provides():
-    for path in (MODULE, ROOT / "GenMedEval" / "batch.py"):
+    """Top level: Slicer's own modules, the standard library and the bundled library's light scene logic."""
+    for path in (MODULE, ROOT / "GenMedEval" / "Scripts" / "batch.py"):
         tree = ast.parse(path.read_text())
         for node in tree.body:
             if isinstance(node, ast.Import):
-                roots = {a.name.split(".")[0] for a in node.names}
+                names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
-                roots = {(node.module or "").split(".")[0]}
+                names = [node.module or ""]
             else:
                 continue
-            assert roots <= SLICER_PROVIDED, f"{path.name}: top-level import of {roots - SLICER_PROVIDED}"
+            allowed = {n for n in names if n.split(".")[0] in SLICER_PROVIDED or n == "GenMedEvalLib"}
+            assert set(names) == allowed, f"{path.name}: top-level import of {set(names) - allowed}"
+
+
+def test_what_the_module_imports_at_startup_loads_no_network_library():
+    """Slicer imports the module at every start: the scene logic and the registries it reads stay light."""
+    code = ("import sys\nfrom GenMedEvalLib import scene_logic as s\n"
+            "s.control_ranges(); s.mode_choices(); s.encoder_choices()\n"
+            "heavy = sorted(m for m in ('torch', 'monai', 'matplotlib', 'nilearn') if m in sys.modules)\n"
+            "print(','.join(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_no_qprocess_or_qt5_only_signals():
+    """Background work is polled with a QTimer ('timeout()' exists in Qt 5 and Qt 6); QProcess's finished(int)
+    is gone in Qt 6 and killing it ended only the PythonSlicer launcher."""
+    text = MODULE.read_text()
+    assert "QProcess" not in text and "finished(int)" not in text
+    signals = set(re.findall(r'connect\("(\w+\([^)]*\))"', text))
+    assert signals == {"timeout()", "clicked(bool)", "toggled(bool)"}
+
+
+def test_user_visible_strings_go_through_the_translation_helper():
+    text = MODULE.read_text()
+    assert "from slicer.i18n import tr as _" in text
+    for call in ("statusLabel.text = ", "previewStatusLabel.text = ", "predictedDiceLabel.text = ", "errorDisplay("):
+        for line in [ln for ln in text.splitlines() if call in ln]:
+            value = line.split(call, 1)[1]
+            assert value.startswith(("_(", "str(exc)", "status.message", "last[", "(_(")), line.strip()
 
 
 def test_module_has_the_slicer_classes_and_compiles():

@@ -98,31 +98,38 @@ def test_rank_agreement_is_kendall_tau_on_oriented_values():
 
 
 def test_findings_follow_the_numbers():
-    def rows(fd_dup, auth_dup):
+    def rows(fd_dup, auth_dup, z_dup):
         out = []
-        for cond, fd, auth in (("external_duplication@45%", fd_dup, auth_dup),
-                               ("gaussian_noise@0.01", 11.0, 40.0), ("gaussian_noise@0.1", 30.0, 40.0)):
-            out += [{"condition": cond, "metric": "fd", "value": fd, "baseline": 10.0, "z": 1.0},
-                    {"condition": cond, "metric": "authpct", "value": auth, "baseline": 40.0, "z": 0.0}]
+        for cond, fd, auth, z in (("external_duplication@45%", fd_dup, auth_dup, z_dup),
+                                  ("gaussian_noise@0.01", 11.0, 40.0, 3.0), ("gaussian_noise@0.1", 30.0, 40.0, 9.0)):
+            out += [{"condition": cond, "metric": "fd", "value": fd, "baseline": 10.0, "z": z,
+                     "ci_low": fd - 0.5, "ci_high": fd + 0.5},
+                    {"condition": cond, "metric": "authpct", "value": auth, "baseline": 40.0, "z": z if auth < 40 else 0.0}]
         return out
 
-    memorisation, noise, collapse, *_ = check_findings(rows(8.0, 20.0))
-    assert memorisation.holds is True and "memorisation signature" in memorisation.detail
-    assert noise.holds is True and collapse.holds is None  # no mode-collapse condition: not checked
-    worse = check_findings(rows(12.0, 20.0))[0]
-    assert worse.holds is False and "worsened" in worse.detail
+    memorisation, noise, collapse, *_ = check_findings(rows(8.0, 20.0, -3.0))
+    assert memorisation.holds is True and "FD z -3.00 and AuthPct z -3.00" in memorisation.detail
+    assert noise.holds is True and collapse.holds is None  # no mode-collapse condition: not testable
+    assert collapse.verdict() == "not testable"
+    # the same direction but within the baseline's spread (the z -1.2) is no memorisation signature
+    weak = check_findings(rows(8.0, 20.0, -1.2))[0]
+    assert weak.holds is False and weak.verdict() == "fails" and "FD z -1.20" in weak.detail
     assert all(f.holds is None for f in check_findings([]))
 
 
 def test_set_level_downstream_finding_reports_the_baseline_interval():
-    def dice(cond, value):
-        return {"condition": cond, "dice": value, "ci_low": value - 0.05, "ci_high": value + 0.04, "n_volumes": 5}
+    names = [f"v{i}" for i in range(6)]
 
     def flat(change):
-        downstream = [dice("baseline", 0.80), dice("external_duplication@30%", 0.80 + change)]
+        base = [0.80, 0.81, 0.79, 0.80, 0.805, 0.795]
+        volumes = [{"condition": c, "volume": v, "source": "eval", "predicted_dice": d, "true_dice": d}
+                   for c, shift in (("baseline", 0.0), ("external_duplication@30%", change))
+                   for v, d in zip(names, base, strict=True) for d in [d + shift]]
+        downstream = [{"condition": "baseline", "true_dice_ci_low": 0.75, "true_dice_ci_high": 0.84, "n_volumes": 6},
+                      {"condition": "external_duplication@30%"}]
         upstream = [{"condition": "external_duplication@30%", "metric": "fd", "value": 1.0, "baseline": 1.0, "z": 0.0}]
-        return next(f for f in check_findings(upstream, downstream) if "flat" in f.claim)
+        return next(f for f in check_findings(upstream, downstream, volumes=volumes) if "flat" in f.claim)
 
-    assert flat(0.01).holds is True and flat(-0.09).holds is False
+    assert flat(0.0).holds is True and flat(-0.09).holds is False
     assert "largest change -0.090 (external_duplication@30%)" in flat(-0.09).detail
-    assert "[0.750, 0.840] over 5 volumes" in flat(-0.09).detail
+    assert "[0.750, 0.840] over 6 volumes" in flat(-0.09).detail and flat(-0.09).basis == "true_dice"

@@ -1,1 +1,27 @@
 """Subcommands of ``genmedeval``: one module per concept, each with ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+
+TRUST_HELP = ("allow a MONAI bundle folder as a segmenter: MONAI runs whatever Python code the bundle's config "
+              "names, so only for a bundle from a source you trust (checkpoints and TorchScript need no trust)")
+
+
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    """``--trust-bundle`` for a command that may load a MONAI bundle (refused without it)."""
+    parser.add_argument("--trust-bundle", action="store_true", help=TRUST_HELP)
+
+
+def at_least(low: int):
+    """An argparse type: a whole number >= ``low`` (counts, sizes and seeds are checked before any work)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
+        return value
+    parse.__name__ = f"whole number >= {low}"
+    return parse

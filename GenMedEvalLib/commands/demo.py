@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import at_least
+
 ORDER = 5
 
 
@@ -16,14 +18,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "features and downstream predicted Dice, a Phase 2 comparison, and write report.html.")
     p.add_argument("--out", type=Path, default=Path("demo_out"))
     p.add_argument("--n", type=int, default=40, help="cohort size (default 40)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--encoder", default=None, help="default: the offline domain encoder when shipped, else inception")
-    p.add_argument("--max-slices", type=int, default=6, help="evenly spaced axial slices per volume (default 6)")
-    p.add_argument("--tumour-slices", type=int, default=2, help="extra slices through the tumour (default 2)")
+    from ..features.slicing import DEFAULT_SLICES
+
+    p.add_argument("--max-slices", type=int, default=DEFAULT_SLICES.max_slices,
+                   help=f"evenly spaced axial slices per volume (default {DEFAULT_SLICES.max_slices})")
+    p.add_argument("--tumour-slices", type=int, default=DEFAULT_SLICES.tumour_slices,
+                   help=f"extra slices through the tumour (default {DEFAULT_SLICES.tumour_slices})")
     p.add_argument("--no-downstream", action="store_true", help="skip the segmenter and predicted Dice")
-    p.add_argument("--downstream-volumes", type=int, default=5,
-                   help="volumes per condition and model that are segmented (default 5; 0 = all)")
-    p.add_argument("--bootstrap", type=int, default=20, help="bootstrap resamples of the baseline for z-scores")
+    p.add_argument("--downstream-volumes", type=at_least(0), default=0,
+                   help="volumes per condition and model that are segmented (default 0 = all: the 10 eval volumes; "
+                   "a paired test needs at least 6 to reach p < 0.05)")
+    p.add_argument("--bootstrap", type=at_least(0), default=20, help="bootstrap resamples of the baseline for z-scores")
+    from ..threads import add_compute_options
+
+    add_compute_options(p)
     p.set_defaults(func=run)
 
 
@@ -32,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..experiments.demo import run_demo
+    from ..outputs import check_output_folder, claim_run_folder
 
+    check_output_folder(args.out, resume=True, option="--out")  # a folder of other files is never written into
+    claim_run_folder(args.out, "demo")
     start = time.perf_counter()
     report = run_demo(args.out, n=args.n, seed=args.seed, encoder=args.encoder, max_slices=args.max_slices,
                       tumour_slices=args.tumour_slices, bootstrap=args.bootstrap, downstream=not args.no_downstream,

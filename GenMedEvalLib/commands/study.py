@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import at_least
+
 ORDER = 50
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the study commands."""
+    from ..cases import add_case_arguments
+    from ..features.slicing import DEFAULT_SLICES
+
     p = sub.add_parser("sweep", help="Phase 1: every perturbation condition of a YAML config, upstream and downstream",
                        description="Run every condition of CONFIG (YAML; see --write-default for the paper's "
                        "conditions) and write tables, z-score heat maps and report.html to --out.")
@@ -18,28 +23,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--write-default", type=Path, default=None, metavar="PATH",
                    help="write the default config (the paper's conditions) to PATH and stop")
     p.add_argument("--no-report", action="store_true", help="tables only")
+    _execution_options(p, overwrite="replace an existing --write-default file")
     p.set_defaults(func=run_sweep_command)
 
     p = sub.add_parser("compare", help="Phase 2: models against a reference set, upstream, downstream, rank agreement",
                        description="Upstream metrics and predicted Dice for every --model NAME=DIR against --reference, "
                        "Kendall tau between each metric's ranking and the downstream ranking, heat map, report.")
-    p.add_argument("--reference", type=Path, required=True, help="reference folder")
+    p.add_argument("--reference", type=Path, required=True, help="reference folder (volume files or case folders)")
     p.add_argument("--model", action="append", default=[], metavar="NAME=DIR", required=True,
-                   help="a model's output folder (repeat for each model; at least two)")
+                   help="a model's output folder, volume files or case folders (repeat for each model; at least two)")
     p.add_argument("--train", type=Path, default=None, help="training folder (enables AuthPct)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--encoder", default="domain")
     p.add_argument("--metrics", default="all")
-    p.add_argument("--max-slices", type=int, default=6)
+    p.add_argument("--max-slices", type=int, default=DEFAULT_SLICES.max_slices,
+                   help=f"evenly spaced slices per volume (default {DEFAULT_SLICES.max_slices}, as sweep and metrics)")
+    p.add_argument("--tumour-slices", type=int, default=DEFAULT_SLICES.tumour_slices,
+                   help=f"then slices through the tumour mask (default {DEFAULT_SLICES.tumour_slices})")
+    p.add_argument("--plane", default=DEFAULT_SLICES.plane, choices=("axial", "coronal", "sagittal", "all"))
+    add_case_arguments(p)
     p.add_argument("--bootstrap", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--no-downstream", action="store_true", help="skip the segmenter and predicted Dice")
     p.add_argument("--segmenter", default=None)
+    _execution_options(p)
     p.set_defaults(func=run_compare_command)
 
     p = sub.add_parser("report", help="(re)write report.html for a sweep or compare run folder")
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=run_report_command)
+
+
+def _execution_options(parser: argparse.ArgumentParser, overwrite: str | None = None) -> None:
+    """``--device``, ``--threads``, ``--trust-bundle`` (and ``--overwrite`` where a file may be replaced)."""
+    from ..threads import add_compute_options
+    from . import add_trust_option
+
+    add_compute_options(parser)
+    add_trust_option(parser)
+    if overwrite:
+        parser.add_argument("--overwrite", action="store_true", help=overwrite)
+
+
+def _claim_run_folder(out: Path, inputs: list, command: str) -> None:
+    """Refuse a run folder that is or holds an input or another program's files; mark it, clear dead temporaries."""
+    from ..outputs import check_output_folder, claim_run_folder
+
+    check_output_folder(out, inputs=inputs, resume=True, option="--out")
+    claim_run_folder(out, command)
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -50,6 +81,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from ..io import write_text
 
     if args.write_default is not None:
+        from ..outputs import check_output_file
+
+        check_output_file(args.write_default, overwrite=args.overwrite, option="--write-default")
         print(f"default config -> {write_text(args.write_default, default_config_text())}")
         return 0
     if args.config is None:
@@ -61,6 +95,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
             raise InputError(f"data.{name}: folder not found", data.folder)
     out = args.out or args.config.parent / f"{args.config.stem}_run"
+    _claim_run_folder(out, [args.config, *(d.folder for d in config.data.values()), config.segmenter], "sweep")
     run_sweep(config, out, report=not args.no_report)
     print(f"{len(config.conditions)} conditions -> {out}")
     if not args.no_report:
@@ -77,30 +112,68 @@ def _models(pairs: list[str]):
         if "=" not in pair:
             raise ParameterError(f"--model {pair!r}: expected NAME=DIR")
         name, folder = pair.split("=", 1)
+        if not name.strip() or not folder.strip():
+            raise ParameterError(f"--model {pair!r}: both NAME and DIR must be given (NAME=DIR)")
         if name in models:
             raise ParameterError(f"--model {name}: given twice")
         models[name] = DataSet(Path(folder))
     return models
 
 
+def _check_counts(args: argparse.Namespace) -> None:
+    """Metric names and bootstrap count checked before any work."""
+    from ..errors import ParameterError
+    from ..metrics.suite import resolve_metrics
+
+    resolve_metrics(args.metrics)
+    if args.bootstrap < 0:
+        raise ParameterError(f"--bootstrap {args.bootstrap}: give 0 (none) or a positive number of resamples")
+
+
 def run_compare_command(args: argparse.Namespace) -> int:
     """Compare the models and print the rank agreement."""
+    from dataclasses import replace
+
+    from ..cases import list_cases, options_from_args
+    from ..errors import ParameterError
     from ..experiments.compare import run_compare
     from ..experiments.config import DataSet
-    from ..io import read_cohort
+    from ..features.slicing import DEFAULT_SLICES
 
     models = _models(args.model)
+    options = options_from_args(args)
+    slices = replace(DEFAULT_SLICES, max_slices=args.max_slices, tumour_slices=args.tumour_slices, plane=args.plane)
     for folder in [args.reference, *(m.folder for m in models.values())]:
-        read_cohort(folder)  # a missing or empty folder fails before any work
+        list_cases(folder)  # a missing or empty folder, or a case folder without a contrast, fails before any work
+    _check_counts(args)
+    if len(models) < 2:
+        raise ParameterError("compare needs at least two models (--model NAME=DIR, repeated)")
+    _claim_run_folder(args.out, [args.reference, *(m.folder for m in models.values()), args.train, args.segmenter],
+                      "compare")
     run_compare(DataSet(args.reference), models, args.out, encoder=args.encoder, metrics=args.metrics,
-                max_slices=args.max_slices, train=DataSet(args.train) if args.train else None,
+                slices=slices, cases=options, train=DataSet(args.train) if args.train else None,
                 downstream=not args.no_downstream, segmenter=args.segmenter, bootstrap=args.bootstrap, seed=args.seed)
     print(f"comparison -> {args.out}; report: {(args.out / 'report.html').resolve()}")
     return 0
 
 
+def _check_run_files(run_dir: Path) -> None:
+    """Every JSON table of a run folder read once first: one line naming a file that is corrupt, not UTF-8 or not an object."""
+    from ..errors import InputError
+    from ..io import read_json
+
+    if not run_dir.is_dir():
+        raise InputError("run folder not found", run_dir)
+    for path in [*(run_dir / n for n in ("run.json", "compare.json", "views.json")), *run_dir.glob("*/compare.json")]:
+        if path.exists() and not isinstance(read_json(path), dict):
+            raise InputError("is not a JSON object as GenMedEval writes it", path)
+
+
 def run_report_command(args: argparse.Namespace) -> int:
+    """(Re)write report.html after checking the run folder's files."""
     from ..experiments.report import write_report
+
+    _check_run_files(args.run_dir)
 
     print(f"report: {write_report(args.run_dir).resolve()}")
     return 0

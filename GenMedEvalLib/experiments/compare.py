@@ -21,7 +21,7 @@ from ..errors import ParameterError
 from ..io import atomic_path, write_text
 from .config import DataSet
 from .resultcache import ResultCache
-from .sweep import Downstream, SliceFeatures, load_set, metric_names, stack, summarise_dice
+from .sweep import Downstream, SliceFeatures, list_set, load_set, metric_names, stack, summarise_dice
 from .tables import csv_text
 
 
@@ -104,11 +104,17 @@ def compare_heatmap(upstream: dict[str, dict[str, float]], better: dict[str, str
 
 
 def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path, *, encoder: str = "domain",
-                metrics: str | list[str] = "all", max_slices: int | None = 6, tumour_slices: int = 0,
+                metrics: str | list[str] = "all", max_slices: int | None = None, tumour_slices: int | None = None,
                 train: DataSet | None = None, downstream: bool = True, segmenter: str | None = None,
                 bootstrap: int = 0, seed: int = 0, note: str = "", report: bool = True,
-                downstream_max_volumes: int | None = None) -> Path:
-    """Compare ``models`` against ``reference``; write the tables, heat map and (optionally) the report."""
+                downstream_max_volumes: int | None = None, slices=None, cases=None) -> Path:
+    """Compare ``models`` against ``reference``; write the tables, heat map and (optionally) the report.
+
+    Slice rules: ``slices`` (default ``features.slicing.DEFAULT_SLICES``, the sweep's and
+    ``metrics``'s too), with ``max_slices`` / ``tumour_slices`` overriding its counts when given.
+    ``cases`` (``cases.CaseOptions``): the contrast the encoders see (one for every set) and the tumour target.
+    """
+    from ..cases import DEFAULT_CASE_OPTIONS, resolve_contrast
     from ..metrics import METRICS
     from .demo import choose_encoder
 
@@ -117,12 +123,15 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     start = time.perf_counter()
     out = Path(out)
     enc = choose_encoder(encoder)
-    feats = SliceFeatures(enc, max_slices, tumour_slices)
-    ref_cases = load_set(reference, "reference")
-    fixed = {"reference": stack(feats.of([c.image for c in ref_cases], [c.mask for c in ref_cases]))}
+    feats = SliceFeatures(enc, max_slices, tumour_slices, settings=slices)
+    options = cases or DEFAULT_CASE_OPTIONS
+    listed = {"reference": list_set(reference, "reference"), **({"train": list_set(train, "train")} if train else {}),
+              **{f"model {name}": list_set(data, name) for name, data in models.items()}}
+    contrast = resolve_contrast([i for items in listed.values() for i in items], options.contrast)
+    ref_cases = load_set(listed["reference"], "reference", options, contrast)
+    fixed = {"reference": stack(feats.of(ref_cases))}
     if train is not None:
-        train_cases = load_set(train, "train")
-        fixed["train"] = stack(feats.of([c.image for c in train_cases], [c.mask for c in train_cases]))
+        fixed["train"] = stack(feats.of(load_set(listed["train"], "train", options, contrast)))
     names = metric_names(metrics)
     if "train" not in fixed:
         names = [m for m in names if "train" not in METRICS[m].needs]
@@ -130,19 +139,18 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     results = ResultCache()
     dn = Downstream.load(segmenter, results) if downstream else None
     upstream_rows, dice_rows, upstream, predicted, better = [], [], {}, {}, {}
-    for model, data in models.items():
-        cases = load_set(data, model)
-        generated = stack(feats.of([c.image for c in cases], [c.mask for c in cases]))
+    for model in models:
+        members = load_set(listed[f"model {model}"], model, options, contrast)
+        generated = stack(feats.of(members))
         result = results.suite({**fixed, "generated": generated}, names, bootstrap=bootstrap, seed=seed)
         upstream[model] = {r.metric: r.value for r in result.rows if r.value is not None}
         for r in result.rows:
             better[r.metric] = r.better
             upstream_rows.append({"model": model, "metric": r.metric, "value": r.value, "ci_low": r.ci_low,
-                                  "ci_high": r.ci_high, "better": r.better, "n_volumes": len(cases)})
+                                  "ci_high": r.ci_high, "better": r.better, "n_volumes": len(members)})
         if dn is not None:
-            chosen = cases[:downstream_max_volumes] if downstream_max_volumes else cases
-            summary = summarise_dice(dn.scores([c.image for c in chosen], [c.spacing for c in chosen]),
-                                     bootstrap=max(bootstrap, 20), seed=seed)
+            chosen = members[:downstream_max_volumes] if downstream_max_volumes else members
+            summary = summarise_dice(dn.scores(chosen), bootstrap=max(bootstrap, 20), seed=seed)
             predicted[model] = summary["dice"]
             dice_rows.append({"model": model, **summary})
     better["predicted Dice"] = "higher"
@@ -153,7 +161,9 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     write_text(out / "rank_agreement.csv", csv_text([a.__dict__ for a in agreement]))
     compare_heatmap(upstream, better, predicted, out / "compare_heatmap.png")
     summary: dict[str, Any] = {"reference": reference.describe(), "models": {k: v.describe() for k, v in models.items()},
-                               "encoder": enc.name, "max_slices": max_slices, "metrics": names, "note": note,
+                               "encoder": enc.name, "max_slices": feats.settings.max_slices,
+                               "tumour_slices": feats.settings.tumour_slices, "plane": feats.settings.plane,
+                               "contrast": contrast, "metrics": names, "note": note,
                                "upstream": upstream, "predicted_dice": predicted,
                                "agreement": [a.__dict__ for a in agreement],
                                "seconds": round(time.perf_counter() - start, 1)}

@@ -7,7 +7,8 @@ data:                                   # a folder, or {folder: PATH, split: NAM
   reference: {folder: cohort/images, split: reference}
   train: {folder: cohort/images, split: train}      # optional: external duplication, AuthPct, CT
   test: {folder: cohort/images, split: test}        # optional: CT score
-features: {encoder: domain, max_slices: 6, tumour_slices: 2}
+features: {encoder: domain, max_slices: 6, tumour_slices: 2, plane: axial}
+cases: {contrast: null, target: whole, label_convention: null}   # case folders: contrast the encoders see, tumour target
 metrics: all                            # or a list of metric names
 bootstrap: 20
 seed: 0
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ParameterError
+from ..errors import InputError, ParameterError, one_line, short
+from ..features.slicing import DEFAULT_SLICES
 
 SET_NAMES = ("base", "reference", "train", "test")
 
@@ -65,8 +67,8 @@ class SweepConfig:
     data: dict[str, DataSet]
     conditions: list[Condition]
     encoder: str = "domain"
-    max_slices: int | None = 6
-    tumour_slices: int = 2
+    max_slices: int | None = DEFAULT_SLICES.max_slices
+    tumour_slices: int = DEFAULT_SLICES.tumour_slices
     metrics: list[str] | str = "all"
     bootstrap: int = 20
     seed: int = 0
@@ -75,6 +77,21 @@ class SweepConfig:
     downstream_max_volumes: int | None = None
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    plane: str = DEFAULT_SLICES.plane
+    cases: Any = None
+
+    def __post_init__(self) -> None:
+        if self.cases is None:
+            from ..cases import DEFAULT_CASE_OPTIONS
+
+            self.cases = DEFAULT_CASE_OPTIONS
+
+    @property
+    def slice_settings(self):
+        """The slice rules of this sweep: the shared defaults with the config's counts and plane."""
+        from dataclasses import replace
+
+        return replace(DEFAULT_SLICES, max_slices=self.max_slices, tumour_slices=self.tumour_slices, plane=self.plane)
 
 
 def paper_conditions(seed: int = 0) -> list[Condition]:
@@ -109,8 +126,38 @@ downstream: {{enabled: true, segmenter: null, max_volumes: null}}
 {body}"""
 
 
+MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _fail(path: Path | None, key: str, problem: str) -> InputError:
-    return InputError(f"{key}: {problem}", path)
+    return InputError(one_line(f"{key}: {problem}", 300), path)
+
+
+def _check_size(raw: Any, path: Path | None) -> None:
+    """Refuse a document that expands to more than ``MAX_CONFIG_NODES`` values (a YAML alias bomb, a recursive alias)."""
+    stack, seen = [raw], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            raise _fail(path, "(document)", f"expands to more than {MAX_CONFIG_NODES} values (YAML aliases?); "
+                        "a sweep config is a few dozen lines")
+        if isinstance(node, Mapping):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+
+
+def _downstream_values(downstream: Mapping, path: Path | None) -> tuple[bool, str | None]:
+    """``enabled`` must be true/false (``"no"`` is a string, not false) and ``segmenter`` a path or null."""
+    enabled, segmenter = downstream.get("enabled", True), downstream.get("segmenter")
+    if not isinstance(enabled, bool):
+        raise _fail(path, "downstream.enabled", f"expected true or false, got {short(enabled)}")
+    if segmenter is not None and not isinstance(segmenter, str):
+        raise _fail(path, "downstream.segmenter", f"expected a path or null, got {short(segmenter)}")
+    return enabled, segmenter
 
 
 def _dataset(value: Any, key: str, base_dir: Path, path: Path | None) -> DataSet:
@@ -170,13 +217,27 @@ def _int(value: Any, key: str, path: Path | None, low: int = 0, allow_none: bool
     return value
 
 
+def _case_options(value: Any, path: Path | None):
+    """``cases: {contrast, target, label_convention}`` as ``cases.CaseOptions``."""
+    from ..cases import CaseOptions
+
+    if not isinstance(value, Mapping) or set(value) - {"contrast", "target", "label_convention"}:
+        raise _fail(path, "cases", "expected {contrast, target, label_convention}")
+    try:
+        return CaseOptions(contrast=value.get("contrast"), target=str(value.get("target", "whole")),
+                           convention=value.get("label_convention"))
+    except ParameterError as exc:
+        raise _fail(path, "cases", str(exc)) from None
+
+
 def parse_config(raw: Any, *, path: Path | None = None, base_dir: Path | None = None) -> SweepConfig:
     """A validated ``SweepConfig`` from the parsed YAML mapping ``raw``."""
     from ..metrics.suite import resolve_metrics
 
     if not isinstance(raw, Mapping):
         raise _fail(path, "(top level)", "expected a mapping")
-    known = {"name", "data", "features", "metrics", "bootstrap", "seed", "downstream", "perturbations"}
+    _check_size(raw, path)
+    known = {"name", "data", "features", "metrics", "bootstrap", "seed", "downstream", "perturbations", "cases"}
     unknown = set(raw) - known
     if unknown:
         raise _fail(path, ", ".join(sorted(unknown)), f"unknown key(s); known keys: {', '.join(sorted(known))}")
@@ -193,9 +254,17 @@ def parse_config(raw: Any, *, path: Path | None = None, base_dir: Path | None = 
     data = {name: _dataset(value, f"data.{name}", base_dir, path) for name, value in data_raw.items()}
     seed = _int(raw.get("seed", 0), "seed", path)
     features = raw.get("features") or {}
-    if not isinstance(features, Mapping) or set(features) - {"encoder", "max_slices", "tumour_slices"}:
-        raise _fail(path, "features", "expected {encoder, max_slices, tumour_slices}")
+    if not isinstance(features, Mapping) or set(features) - {"encoder", "max_slices", "tumour_slices", "plane"}:
+        raise _fail(path, "features", "expected {encoder, max_slices, tumour_slices, plane}")
+    from ..features.slicing import PLANES
+
+    plane = str(features.get("plane", DEFAULT_SLICES.plane))
+    if plane not in (*PLANES, "all"):
+        raise _fail(path, "features.plane", f"unknown plane '{plane}' (choose from {', '.join(PLANES)}, all)")
+    cases = _case_options(raw.get("cases") or {}, path)
     metrics = raw.get("metrics", "all")
+    if not (isinstance(metrics, str) or isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
+        raise _fail(path, "metrics", f"expected 'all' or a list of metric names, got {short(metrics)}")
     try:
         resolve_metrics(metrics if isinstance(metrics, str) else list(metrics))
     except (ParameterError, TypeError) as exc:
@@ -205,6 +274,7 @@ def parse_config(raw: Any, *, path: Path | None = None, base_dir: Path | None = 
         downstream = {"enabled": downstream}
     if not isinstance(downstream, Mapping) or set(downstream) - {"enabled", "segmenter", "max_volumes"}:
         raise _fail(path, "downstream", "expected true/false or {enabled, segmenter, max_volumes}")
+    enabled, segmenter = _downstream_values(downstream, path)
     encoder = str(features.get("encoder", "domain"))
     from ..features.registry import ENCODERS
 
@@ -213,11 +283,13 @@ def parse_config(raw: Any, *, path: Path | None = None, base_dir: Path | None = 
     return SweepConfig(
         name=str(raw.get("name", path.stem if path else "sweep")), data=data,
         conditions=_conditions(raw.get("perturbations"), seed, path), encoder=encoder,
-        max_slices=_int(features.get("max_slices", 6), "features.max_slices", path, 1, allow_none=True),
-        tumour_slices=_int(features.get("tumour_slices", 2), "features.tumour_slices", path),
+        max_slices=_int(features.get("max_slices", DEFAULT_SLICES.max_slices), "features.max_slices", path, 1,
+                        allow_none=True),
+        tumour_slices=_int(features.get("tumour_slices", DEFAULT_SLICES.tumour_slices), "features.tumour_slices",
+                           path), plane=plane, cases=cases,
         metrics=metrics if isinstance(metrics, str) else list(metrics),
         bootstrap=_int(raw.get("bootstrap", 20), "bootstrap", path), seed=seed,
-        downstream=bool(downstream.get("enabled", True)), segmenter=downstream.get("segmenter"),
+        downstream=enabled, segmenter=segmenter,
         downstream_max_volumes=_int(downstream.get("max_volumes"), "downstream.max_volumes", path, 1, allow_none=True),
         source=path, raw=dict(raw))
 
@@ -229,10 +301,16 @@ def load_config(path: str | Path) -> SweepConfig:
     path = Path(path)
     if not path.is_file():
         raise InputError("config file not found", path)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise InputError(f"is larger than {MAX_CONFIG_BYTES >> 10} KiB: not a sweep config", path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError("is not UTF-8 text", path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", path) from None
+        raise InputError(one_line(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", 200), path) from None
+    except RecursionError:
+        raise InputError("is nested too deeply", path) from None
     return parse_config(raw, path=path)

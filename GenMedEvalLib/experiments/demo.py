@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..features.slicing import DEFAULT_SLICES
 from .config import Condition, DataSet, SweepConfig, paper_conditions
 
 __all__ = ["Condition", "choose_encoder", "demo_config", "paper_conditions", "run_demo"]
@@ -32,7 +33,8 @@ def choose_encoder(name: str | None):
         return get_encoder("inception")
 
 
-def demo_config(cohort_dir: Path, *, encoder: str = "domain", max_slices: int = 6, tumour_slices: int = 2,
+def demo_config(cohort_dir: Path, *, encoder: str = "domain", max_slices: int = DEFAULT_SLICES.max_slices,
+                tumour_slices: int = DEFAULT_SLICES.tumour_slices,
                 bootstrap: int = 20, seed: int = 0, metrics: str = "all", downstream: bool = True,
                 downstream_max_volumes: int | None = None) -> SweepConfig:
     """The default sweep (the paper's conditions) on the demo cohort's splits."""
@@ -46,8 +48,9 @@ def demo_config(cohort_dir: Path, *, encoder: str = "domain", max_slices: int = 
 
 
 def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.0, encoder: str | None = "domain",
-             max_slices: int = 6, tumour_slices: int = 2, bootstrap: int = 20, metrics: str = "all",
-             downstream: bool = True, downstream_max_volumes: int | None = 5, phase2: bool = True) -> Path:
+             max_slices: int = DEFAULT_SLICES.max_slices, tumour_slices: int = DEFAULT_SLICES.tumour_slices,
+             bootstrap: int = 20, metrics: str = "all",
+             downstream: bool = True, downstream_max_volumes: int | None = None, phase2: bool = True) -> Path:
     """Run the demo end to end and return the path of ``report.html``."""
     from ..cohort import make_cohort
     from .compare import run_compare
@@ -67,6 +70,7 @@ def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.
         models.update({name: DataSet(out / "perturbed" / rel) for name, rel in PHASE2_STAND_INS.items()
                        if (out / "perturbed" / rel).is_dir()})
         run_compare(config.data["reference"], models, out / "phase2", encoder=config.encoder, metrics=metrics,
-                    max_slices=max_slices, train=config.data["train"], downstream=downstream, seed=seed,
+                    slices=config.slice_settings, cases=config.cases, train=config.data["train"],
+                    downstream=downstream, seed=seed,
                     note=PHASE2_NOTE, report=False, downstream_max_volumes=downstream_max_volumes)
     return write_report(out)

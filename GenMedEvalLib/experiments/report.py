@@ -53,7 +53,11 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 # -- Slicer views ------------------------------------------------------------------------------
 
 def _view_row(volume, overlays, title: str, path: Path) -> Path:
-    """Axial, coronal and sagittal Slicer views side by side with a title, as one PNG."""
+    """Axial, coronal and sagittal Slicer views side by side with a title, as one PNG.
+
+    The label regions are drawn as outlines (Slicer's label-outline mode), not filled, so the image
+    under a changed boundary stays visible.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -62,13 +66,13 @@ def _view_row(volume, overlays, title: str, path: Path) -> Path:
     from .. import mrml
     from ..io import atomic_path
 
-    views = mrml.render_slice_views(volume, overlays=overlays, size=256)
+    views = mrml.render_slice_views(volume, overlays=overlays, size=256, outline=True, label_opacity=1.0)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
     for ax, (plane, rgb) in zip(axes, views.items(), strict=True):
         ax.imshow(rgb)
         ax.set_title(plane, fontsize=9)
         ax.axis("off")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=9, wrap=True)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
@@ -79,12 +83,44 @@ def _view_row(volume, overlays, title: str, path: Path) -> Path:
 def _overlay_note(segmentation: list[np.ndarray]) -> str:
     """What the label colours in a view mean (the segmenter's output is drawn only when it was run)."""
     if segmentation:
-        return "blue: tumour mask only, red: segmenter output only, green: both"
-    return "blue: tumour mask (not segmented in this run)"
+        return "outlines: blue mask only, red segmenter only, green both"
+    return "blue outline: tumour mask (not segmented in this run)"
+
+
+def _dice_note(row: dict[str, Any] | None) -> str:
+    """``true Dice X | predicted Y`` of one segmented volume (empty when it was not segmented)."""
+    if not row:
+        return ""
+    true = row.get("true_dice")
+    text = (f"true Dice {true:.3f} | predicted {row['predicted_dice']:.3f}" if true is not None
+            else f"predicted Dice {row['predicted_dice']:.3f} (no mask)")
+    return text + (" (segmenter found nothing)" if row.get("empty_segmentation") else "")
+
+
+def _volume_dice(run_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (condition, volume): the per-volume downstream row (eval volumes only)."""
+    rows = _load(run_dir / "downstream_volumes.json") or []
+    return {(r["condition"], r["volume"]): r for r in rows if r.get("source", "eval") == "eval"}
+
+
+def _case_rows(run_dir: Path, info: dict[str, Any], dice: dict) -> list[Path]:
+    """One view row per segmented case: its image with the mask and the baseline segmentation outlined."""
+    from ..io import normalize_intensity, read_mask, read_volume
+
+    paths = []
+    for case in info.get("cases", []):
+        image = read_volume(case["image"])
+        image = image.with_array(normalize_intensity(image.array))
+        overlays = [read_mask(case["truth"], like=image).array, read_mask(case["segmentation"], like=image).array]
+        note = _dice_note(dice.get(("baseline", case["case"])))
+        title = f"{case['case']}: unperturbed, {note}; {_overlay_note(overlays[1:])}"
+        paths.append(_view_row(image, overlays, title, run_dir / "views" / f"case_{case['case']}.png"))
+    return paths
 
 
 def render_views(run_dir: Path) -> tuple[list[Path], str]:
-    """Slicer views of the representative case; (image paths, note). The note explains any absence."""
+    """Slicer views of each segmented case and of the representative case under the view conditions;
+    (image paths, note). The note explains any absence."""
     from ..io import normalize_intensity, read_mask, read_volume
 
     info = _load(run_dir / "views.json")
@@ -93,45 +129,73 @@ def render_views(run_dir: Path) -> tuple[list[Path], str]:
     try:
         original = read_volume(info["image"])
         original = original.with_array(normalize_intensity(original.array))
-        mask = read_mask(info["mask"], like=original).array
+        truth = next((c["truth"] for c in info.get("cases", []) if c["case"] == info["case"]), info["mask"])
+        mask = read_mask(truth, like=original).array  # the tumour target the sweep scored against
         segs = info.get("segmentations", {})
+        dice = _volume_dice(run_dir)
+
+        def title(condition: str, what: str) -> str:
+            note = _dice_note(dice.get((condition, info["case"])))
+            return f"{info['case'] if condition == 'baseline' else condition}: {what}{', ' + note if note else ''}; " \
+                   f"{_overlay_note(seg(condition))}"
 
         def seg(condition: str) -> list[np.ndarray]:
             return [read_mask(segs[condition], like=original).array] if condition in segs else []
 
         out_dir = run_dir / "views"
-        paths = [_view_row(original, [mask, *seg("baseline")], f"{info['case']}: original; {_overlay_note(seg('baseline'))}",
-                           out_dir / "original.png")]
+        paths = [*_case_rows(run_dir, info, dice),
+                 _view_row(original, [mask, *seg("baseline")], title("baseline", "original"), out_dir / "original.png")]
         for condition in VIEW_CONDITIONS:
             kind, level = condition.split("@")
-            file = run_dir / "perturbed" / kind / level / Path(info["image"]).name
+            file = run_dir / "perturbed" / kind / level / info.get("perturbed_name", Path(info["image"]).name)
             if not file.is_file():
                 continue
             perturbed = read_volume(file)
-            paths.append(_view_row(perturbed, [mask, *seg(condition)], f"{condition}: perturbed; {_overlay_note(seg(condition))}",
+            paths.append(_view_row(perturbed, [mask, *seg(condition)], title(condition, "perturbed"),
                                    out_dir / f"{kind}_{level}.png"))
             if kind in ("boundary_blur", "radial_gradient", "gaussian_noise"):
                 diff = original.with_array(np.abs(perturbed.array - original.array).astype(np.float32))
                 paths.append(_view_row(diff, [mask], f"{condition}: |perturbed - original| (difference map)",
                                        out_dir / f"{kind}_{level}_difference.png"))
         return paths, ""
-    except (ImportError, OSError, RuntimeError, InputError) as exc:
+    except (ImportError, OSError, RuntimeError, InputError, KeyError) as exc:
         return [], f"Slicer views could not be rendered here ({type(exc).__name__}: {exc})."
 
 
 # -- the page ----------------------------------------------------------------------------------
 
+BASIS = {"true_dice": "true Dice", "predicted_dice": "predicted Dice", "upstream metrics": "upstream metrics"}
+
+
 def _findings_html(run_dir: Path) -> str:
-    from .findings import check_findings
+    """Every finding with its verdict, the deciding test, the sample size, what it used, and the numbers."""
+    from .findings import Numbers, check_findings, condition_tests
 
     upstream = _load(run_dir / "upstream.json")
     if not upstream:
         return ""
-    changed = (_load(run_dir / "run.json") or {}).get("changed_fraction")
-    findings = check_findings(upstream, _load(run_dir / "downstream.json") or [], changed)
-    items = "".join(f"<li class='{f.verdict().replace(' ', '-')}'><b>{html.escape(f.claim)}</b>: "
-                    f"<em>{f.verdict()}</em>. {html.escape(f.detail)}</li>" for f in findings)
-    return f"<h2>Findings: the study's claims checked on this run</h2><ul>{items}</ul>"
+    run = _load(run_dir / "run.json") or {}
+    downstream = _load(run_dir / "downstream.json") or []
+    volumes = _load(run_dir / "downstream_volumes.json") or []
+    findings = check_findings(upstream, downstream, run.get("changed_fraction"), volumes, run.get("touched_fraction"))
+    items = "".join(
+        f"<li class='{f.verdict().replace(' ', '-')}'><b>{html.escape(f.claim)}</b>: <em>{f.verdict()}</em>"
+        f"{' (on the ' + BASIS.get(f.basis, f.basis) + ')' if f.basis else ''}. "
+        f"Test: {html.escape(f.test or 'none')}; n {f.n if f.n is not None else 'n/a'} {f.unit}. "
+        f"{html.escape(f.detail)}</li>"
+        for f in findings)
+    parts = ["<h2>Findings: the study's claims checked on this run</h2>",
+             "<p>Verdicts: holds (significant in the claimed direction), fails, or not testable (the sample cannot "
+             "reach significance, or the run lacks the conditions). Downstream claims use the true Dice wherever the "
+             "tumour masks are known (Phase 1: the perturbations keep the mask), else the predicted Dice. "
+             "Volumes where the segmenter found nothing stay in.</p>", f"<ul>{items}</ul>"]
+    tests = condition_tests(Numbers(upstream, downstream, volumes=volumes))
+    if tests:
+        parts.append("<h3>Every downstream condition against the baseline</h3>"
+                     "<p>Per-volume conditions: Wilcoxon signed-rank test over the same volumes; set-level conditions: "
+                     "bootstrap interval of the difference of means (their sets hold other volumes).</p>")
+        parts.append(_table(tests, ["condition", "basis", "result", "test"]))
+    return "".join(parts)
 
 
 CI_NOTE = ("Intervals are percentile bootstrap intervals (reference and evaluated set resampled with "
@@ -173,8 +237,7 @@ def _sweep_html(run_dir: Path, run: dict[str, Any]) -> str:
         parts.append(_img(png, f"z-score heat map ({png.stem.replace('heatmap_', '') or 'all'})"))
     downstream = _load(run_dir / "downstream.json")
     if downstream:
-        parts.append("<h3>Downstream: predicted Dice per condition (Evanyseg score)</h3>")
-        parts.append(_table(downstream, ["condition", "dice", "ci_low", "ci_high", "change", "n_found", "n_volumes"]))
+        parts.append(_downstream_html(run_dir, downstream, run))
     baseline = _load(run_dir / "baseline.json")
     if baseline:
         parts.append("<h3>Baseline (unperturbed base set vs reference)</h3>")
@@ -187,6 +250,38 @@ def _sweep_html(run_dir: Path, run: dict[str, Any]) -> str:
                 for c in dict.fromkeys(r["condition"] for r in upstream)]
         parts.append("<h3>Every condition (value, bootstrap 95 % interval, z-score)</h3>"
                      f"<p>{CI_NOTE}</p>" + _table(rows, ["condition", *metrics]))
+    return "".join(parts)
+
+
+def _interval(row: dict[str, Any], name: str) -> str:
+    """``mean [low, high]`` of one downstream column (n/a when absent)."""
+    if row.get(name) is None:
+        return "n/a"
+    low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    return f"{row[name]:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else "")
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def _downstream_html(run_dir: Path, downstream: list[dict[str, Any]], run: dict[str, Any]) -> str:
+    """Per condition the true Dice beside the predicted Dice and the predictor's error, then per volume."""
+    rows = [{"condition": r["condition"], "true Dice": _interval(r, "true_dice"),
+             "predicted Dice": _interval(r, "predicted_dice"), "error (predicted - true)": _interval(r, "error"),
+             "MAE": _interval(r, "mae"), "true change": _signed(r.get("true_change")),
+             "predicted change": _signed(r.get("predicted_change")), "empty segmentations": r.get("n_empty"),
+             "volumes": r.get("n_volumes")} for r in downstream]
+    parts = ["<h3>Downstream: true and predicted Dice per condition</h3>",
+             "<p>True Dice: the segmenter's output against the tumour mask (smoothed Dice, so an empty output on a "
+             "tumour-free volume scores 1); predicted Dice: the quality predictor (Evanyseg score) on the image and "
+             f"that output. Means with bootstrap 95 % intervals over volumes ({run.get('downstream_bootstrap', 'n/a')} "
+             "resamples). A volume where the segmenter found nothing stays in (predicted 0: the predictor does not "
+             "judge an empty mask).</p>", _table(rows, list(rows[0]))]
+    volumes = _load(run_dir / "downstream_volumes.json") or []
+    if volumes:
+        columns = ["condition", "volume", "source", "true_dice", "predicted_dice", "error", "empty_segmentation"]
+        parts.append(f"<details><summary>Per volume ({len(volumes)} rows)</summary>{_table(volumes, columns)}</details>")
     return "".join(parts)
 
 
@@ -222,9 +317,11 @@ def write_report(run_dir: str | Path) -> Path:
         sections.append(_findings_html(run_dir))
         sections.append(_sweep_html(run_dir, run))
         views, note = render_views(run_dir)
-        sections.append("<h2>Slicer views of a representative volume</h2>"
-                        "<p>Rendered off-screen with Slicer's slice views (MRML displayable managers): blue where only "
-                        "the tumour mask is, red where only the segmenter's output is, green where they agree.</p>")
+        sections.append("<h2>Slicer views of each segmented case and of a representative one under perturbation</h2>"
+                        "<p>Rendered off-screen with Slicer's slice views (MRML displayable managers), the labels as "
+                        "outlines (the slice view's label-outline mode), so the boundary a perturbation changes stays "
+                        "visible: blue outlines where only the tumour mask is, red where only the segmenter's output "
+                        "is, green where they agree. Each title gives the true and the predicted Dice.</p>")
         sections.append(note and f"<p>{html.escape(note)}</p>")
         sections.extend(_img(p, p.stem.replace("_", " ")) for p in views)
     for sub in ([run_dir] if compare is not None else []) + sorted(p.parent for p in run_dir.glob("*/compare.json")):
@@ -233,7 +330,7 @@ def write_report(run_dir: str | Path) -> Path:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:12px;margin:0.5em 0}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f3f3f3}}figure{{margin:1em 0}}
-li.holds em{{color:#1a7f37}}li.does-not-hold em{{color:#b42318}}li.not-checked em{{color:#777}}
+li.holds em{{color:#1a7f37}}li.fails em{{color:#b42318}}li.not-testable em{{color:#777}}
 .note{{background:#fff7d6;padding:0.6em;border:1px solid #e6c200}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>GenMedEval implements the evaluation framework of Deo et al., "Metrics that matter" (2025, arXiv:2505.07175).</p>

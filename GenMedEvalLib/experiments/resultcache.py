@@ -4,7 +4,9 @@ Feature vectors are already cached per slice (``features/cache.py``); this cache
 from them: a metric table is keyed by the exact bytes of its input feature matrices, the metric
 names, bootstrap count, seed and the metric code's own source (a change in the metrics invalidates
 it); a downstream score is keyed by the image's bytes, its spacing and the segmenter and quality
-model files. Entries live under ``$GENMEDEVAL_CACHE/_results`` and are written atomically.
+model files. Entries live under ``$GENMEDEVAL_CACHE/_results``, are written atomically and carry
+their key, the code's digest and a checksum (``features.cache.read_entry``): a truncated, corrupt,
+foreign or non-finite entry is reported once, deleted and recomputed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..digest import array_digest
-from ..io import atomic_path, write_text
+from ..features.cache import discard_entry, read_entry, write_entry
 
 
 @lru_cache(maxsize=16)
@@ -56,6 +58,10 @@ class ResultCache:
     def _path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
+    @staticmethod
+    def _expect(kind: str, key: str) -> dict:
+        return {"key": key, "kind": kind, "code": metrics_code_digest()}
+
     def suite(self, features: dict[str, np.ndarray], names: Sequence[str], *, bootstrap: int = 0, seed: int = 0):
         """``compute_suite(features, names, bootstrap=, seed=)``, from the cache when computed before."""
         from ..metrics import compute_suite
@@ -64,36 +70,50 @@ class ResultCache:
         roles = sorted(features)
         key = array_digest(*(features[r] for r in roles),
                            extra=json.dumps([roles, list(names), bootstrap, seed, metrics_code_digest()]))
-        path = self._path("suite", key, ".json")
-        if self.enabled and path.is_file():
+        path = self._path("suite", key, ".gmr")
+        entry = read_entry(path, self._expect("suite", key), self.root) if self.enabled else None
+        if entry is not None:
             try:
-                rows = [MetricRow(**r) for r in json.loads(path.read_text())]
+                rows = [MetricRow(**r) for r in json.loads(entry[1].decode())]
                 self.hits += 1
                 return SuiteResult(rows)
-            except (ValueError, TypeError):
-                pass  # unreadable entry: recompute and overwrite
+            except (ValueError, TypeError, AttributeError):
+                discard_entry(path, "holds no metric table", self.root)
         self.misses += 1
         result = compute_suite(features, list(names), bootstrap=bootstrap, seed=seed)
         if self.enabled:
-            write_text(path, json.dumps(result.to_records()))
+            write_entry(path, json.dumps(result.to_records()).encode(), self._expect("suite", key))
         return result
 
     def score(self, image: np.ndarray, spacing: Sequence[float], identity: str,
               compute: Callable[[], tuple[float, np.ndarray]]) -> tuple[float, np.ndarray]:
         """A downstream (score, mask) for ``image``; ``compute`` runs only on a miss."""
         key = array_digest(image, extra=json.dumps([list(map(float, spacing)), identity]))
-        path = self._path("downstream", key, ".npz")
-        if self.enabled and path.is_file():
-            try:
-                with np.load(path) as data:
-                    self.hits += 1
-                    return float(data["score"]), data["mask"].astype(np.uint8)
-            except (OSError, ValueError, KeyError):
-                pass
+        path = self._path("downstream", key, ".gmr")
+        entry = read_entry(path, self._expect("downstream", key), self.root) if self.enabled else None
+        if entry is not None:
+            found = self._decode_score(entry, path)
+            if found is not None:
+                self.hits += 1
+                return found
         self.misses += 1
         score, mask = compute()
-        if self.enabled:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.savez_compressed(handle, score=np.float64(score), mask=np.asarray(mask, np.uint8))
+        if self.enabled and not np.isinf(score):  # NaN is the score of an empty mask (no tumour found)
+            mask = np.asarray(mask, np.uint8)
+            payload = np.float64(score).tobytes() + np.ascontiguousarray(mask).tobytes()
+            write_entry(path, payload, dict(self._expect("downstream", key), shape=list(mask.shape)))
+        return score, mask
+
+    def _decode_score(self, entry: tuple[dict, bytes], path: Path) -> tuple[float, np.ndarray] | None:
+        """(score, mask) of a verified downstream entry; None (entry deleted) when its values make no sense."""
+        header, payload = entry
+        shape = tuple(header.get("shape") or ())
+        if len(payload) != 8 + int(np.prod(shape)):
+            discard_entry(path, "holds a wrong number of values", self.root)
+            return None
+        score = float(np.frombuffer(payload[:8], dtype=np.float64)[0])
+        mask = np.frombuffer(payload[8:], dtype=np.uint8).reshape(shape).copy()
+        if np.isinf(score) or (np.isnan(score) and mask.any()) or mask.max(initial=0) > 1:
+            discard_entry(path, "holds an impossible score or a mask that is not 0/1", self.root)
+            return None
         return score, mask

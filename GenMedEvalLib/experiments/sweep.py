@@ -1,12 +1,13 @@
-"""Phase 1 (``genmedeval sweep CONFIG``): every condition's upstream metrics and downstream predicted Dice.
+"""Phase 1 (``genmedeval sweep CONFIG``): every condition's upstream metrics and downstream true and predicted Dice.
 
 For each condition of the config: perturb the base set (per-volume kinds write ``perturbed/KIND/
 LEVEL/``; set-level kinds re-index the base and train sets: a provenance table, no new image),
 encode slices through the shared content-hash cache, compute the selected metrics against the
 reference set (train/test sets for AuthPct and CT) with percentile bootstrap 95 % intervals
 (``bootstrap`` resamples of the reference and the condition's set), and, with downstream on, segment every
-perturbed volume and predict the Dice of its segmentation (set-level conditions re-index the base
-set's per-volume scores). Slices per volume: ``max_slices`` evenly spaced plus ``tumour_slices``
+perturbed volume, predict the Dice of its segmentation and measure its true Dice against the tumour
+mask the perturbation kept (``dicetable``; set-level conditions re-index the base set's per-volume
+records). Slices per volume: ``max_slices`` evenly spaced plus ``tumour_slices``
 through the mask, so mask-local perturbations (boundary blur, radial gradient) recompute only the
 tumour slices: the rest hash identically and come from the cache.
 
@@ -25,84 +26,130 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..io import (
-    CohortItem,
-    Volume,
-    normalize_intensity,
-    read_cohort,
-    read_mask,
-    read_volume,
-    write_text,
-    write_volume,
+from ..cases import (
+    DEFAULT_CASE_OPTIONS,
+    Case,
+    CaseOptions,
+    list_cases,
+    perturb_case,
+    read_item,
+    resolve_contrast,
 )
+from ..errors import InputError
+from ..io import CohortItem, Volume, write_text, write_volume
 from ..progress import progress
 from .config import Condition, DataSet, SweepConfig
+from .dicetable import (
+    EMPTY_PREDICTION,
+    VolumeDice,
+    has_truth,
+    reindex,
+    summarise,
+    touched_fraction,
+    volume_dice,
+)
 from .resultcache import ResultCache
+from .stats import BOOTSTRAP, bootstrap_ci
 
 SKIPPED_METRICS = ("is",)  # needs 1008-way Inception logits; `genmedeval metrics` reports it when available
 
 
 @dataclass
-class Case:
-    """One normalised volume of a set, with its mask (zeros when it has none)."""
+class SetCase:
+    """One case of a set, every contrast normalised once, with its tumour mask (zeros when it has none).
+
+    ``volume`` is the primary contrast (what the encoders and the quality predictor see), with
+    its geometry; ``case`` holds every contrast (what the segmenter and the perturbations see).
+    """
 
     item: CohortItem
-    image: np.ndarray
+    case: Case
+    contrast: str | None
     mask: np.ndarray
-    volume: Volume
+
+    @property
+    def volume(self) -> Volume:
+        return self.case.primary(self.contrast)
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.volume.array
 
     @property
     def spacing(self) -> tuple[float, float, float]:
         return self.volume.spacing_zyx
 
+    def with_case(self, case: Case) -> SetCase:
+        """The same member around perturbed contrasts (same grid, label and mask)."""
+        return SetCase(self.item, case, self.contrast, self.mask)
 
-def load_set(data: DataSet, name: str) -> list[Case]:
-    """Read and normalise the volumes (and masks) of one data set."""
-    items = read_cohort(data.folder)
+
+def list_set(data: DataSet, name: str) -> list[CohortItem]:
+    """The cases (volume files or case folders) of one data set, restricted to its split."""
+    items = list_cases(data.folder)
     if data.split is not None:
         items = [i for i in items if i.split == data.split]
         if not items:
             raise InputError(f"no volumes of split '{data.split}' (data.{name}); check cohort.csv", data.folder)
-    cases = []
+    return items
+
+
+def load_set(data: DataSet | list[CohortItem], name: str, options: CaseOptions = DEFAULT_CASE_OPTIONS,
+             contrast: str | None = None) -> list[SetCase]:
+    """Read the cases of one data set, normalise every contrast once and take the tumour target as mask.
+
+    ``contrast``: the primary contrast, resolved across every set of the run (``resolve_contrast``).
+    """
+    items = data if isinstance(data, list) else list_set(data, name)
+    members = []
     for item in items:
-        volume = read_volume(item.image)
-        mask = read_mask(item.mask, like=volume).array if item.mask is not None else np.zeros(volume.array.shape, np.uint8)
-        cases.append(Case(item, normalize_intensity(volume.array), mask.astype(np.uint8), volume))
-    return cases
+        case = read_item(item).normalized()
+        tumour = case.tumour(options.target, options.convention)
+        mask = tumour if tumour is not None else np.zeros(case.grid.array.shape, np.uint8)
+        members.append(SetCase(item, case, contrast if contrast is not None else options.contrast, mask))
+    return members
+
+
+def load_sets(datasets: dict[str, DataSet], options: CaseOptions = DEFAULT_CASE_OPTIONS) -> dict[str, list[SetCase]]:
+    """Every set of a run, with one primary contrast for all (listed by name first, then read)."""
+    listed = {name: list_set(data, name) for name, data in datasets.items()}
+    contrast = resolve_contrast([i for items in listed.values() for i in items], options.contrast)
+    return {name: load_set(items, name, options, contrast) for name, items in listed.items()}
 
 
 class SliceFeatures:
-    """Per-volume slice features through the shared cache; counts network passes against naive counts."""
+    """Per-volume slice features through the shared cache; counts network passes against naive counts.
 
-    def __init__(self, encoder, max_slices: int | None, tumour_slices: int, cache=None):
-        from ..features import FeatureCache, SliceSettings
+    Slices come from ``features.slicing`` with the volumes' own geometry: ``max_slices`` evenly
+    spaced, then ``tumour_slices`` through the mask (the same rules as ``genmedeval metrics``).
+    """
 
+    def __init__(self, encoder, max_slices: int | None = None, tumour_slices: int | None = None, cache=None, *,
+                 settings=None):
+        from dataclasses import replace
+
+        from ..features import FeatureCache
+        from ..features.slicing import DEFAULT_SLICES
+
+        base = settings if settings is not None else DEFAULT_SLICES  # counts given here override its counts
         self.encoder = encoder
-        self.spread = SliceSettings(max_slices=max_slices)
-        self.tumour = SliceSettings(max_slices=tumour_slices, mask_only=True) if tumour_slices else None
+        self.settings = replace(base, max_slices=base.max_slices if max_slices is None else max_slices,
+                                tumour_slices=base.tumour_slices if tumour_slices is None else tumour_slices)
         self.cache = cache if cache is not None else FeatureCache()
         self.slices_seen = 0
 
-    def of(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
-        """One (slices x D) float64 matrix per volume: evenly spaced slices, then tumour slices."""
+    def of(self, members: list[SetCase]) -> list[np.ndarray]:
+        """One (slices x D) float64 matrix per case: evenly spaced slices, then tumour slices."""
         from ..features import extract_features
 
-        parts = [extract_features(images, self.encoder, slices=self.spread, cache=self.cache, show_progress=False)]
-        with_tumour = [i for i, m in enumerate(masks) if np.any(m)]
-        if self.tumour is not None and with_tumour:
-            parts.append(extract_features([images[i] for i in with_tumour], self.encoder, slices=self.tumour,
-                                          masks=[masks[i] for i in with_tumour], cache=self.cache,
-                                          show_progress=False))
-        per_volume: list[list[np.ndarray]] = [[] for _ in images]
-        for part_index, fs in enumerate(parts):
-            index = fs.volume_index
-            owners = list(range(len(images))) if part_index == 0 else with_tumour
-            for local, owner in enumerate(owners):
-                per_volume[owner].append(fs.pool[index == local])
-            self.slices_seen += len(fs.info)
-        dim = parts[0].pool.shape[1]
-        return [np.concatenate(p, axis=0).astype(np.float64) if p else np.zeros((0, dim)) for p in per_volume]
+        fs = extract_features([m.volume for m in members], self.encoder, slices=self.settings,
+                              masks=[m.mask for m in members], cache=self.cache, show_progress=False)
+        self.slices_seen += len(fs.info)
+        self.last_info = fs.info  # which slices were encoded (the sweep's touched fraction)
+        index = fs.volume_index
+        pool = np.asarray(fs.pool, dtype=np.float64)
+        dim = pool.shape[1] if pool.ndim == 2 else 0
+        return [pool[index == i] if len(pool) else np.zeros((0, dim)) for i in range(len(members))]
 
 
 def stack(per_volume: list[np.ndarray]) -> np.ndarray:
@@ -125,25 +172,37 @@ class Downstream:
     def load(cls, segmenter_path: str | None, results: ResultCache | None = None) -> Downstream:
         from ..quality import default_predictor
         from ..segment import load_segmenter
-        from ..segment.loader import shipped_segmenter
+        from ..segment.loader import shipped_segmenter_files
         from .resultcache import file_digest
 
         segmenter, predictor = load_segmenter(segmenter_path), default_predictor()
-        files = [str(segmenter_path or shipped_segmenter()), str(predictor.source)]
+        files = [str(segmenter_path)] if segmenter_path else [str(f) for f in shipped_segmenter_files()]
+        files.append(str(predictor.source))
         identity = "+".join(file_digest(f) if Path(f).is_file() else f for f in files)
         return cls(segmenter, predictor, identity=identity, results=results)
 
-    def scores(self, images: list[np.ndarray], spacings: list, keys: list[str] | None = None) -> np.ndarray:
-        """Predicted Dice of each volume's segmentation (nan where the segmenter finds nothing)."""
-        from ..quality import evanyseg_score
+    def scores(self, members: list[SetCase], keys: list[str] | None = None) -> np.ndarray:
+        """Predicted Dice of each case's segmentation (nan where the segmenter finds nothing).
+
+        The segmenter sees every contrast (``Segmenter.segment_contrasts``); the quality predictor
+        sees the primary contrast and the segmentation.
+        """
+        from ..quality import predict_dice
 
         out = []
-        for i, (image, spacing) in enumerate(zip(images, spacings, strict=True)):
-            def compute(image=image, spacing=spacing):
-                return evanyseg_score(image, spacing, segmenter=self.segmenter, predictor=self.predictor)
+        for i, member in enumerate(members):
+            def compute(member=member):
+                mask = self.segmenter.segment_contrasts(member.case.arrays(), member.spacing)
+                if not mask.any():
+                    return float("nan"), mask
+                return predict_dice(member.image, mask, spacing_zyx=member.spacing, predictor=self.predictor), mask
 
-            score, mask = (self.results.score(image, spacing, self.identity, compute) if self.results is not None
-                           else compute())
+            key_image, identity = member.image, self.identity
+            if len(member.case.contrasts) > 1:
+                key_image = np.stack(list(member.case.arrays().values()))
+                identity = f"{identity}|{','.join(member.case.contrasts)}|{member.case.primary_name(member.contrast)}"
+            score, mask = (self.results.score(key_image, member.spacing, identity, compute)
+                           if self.results is not None else compute())
             self.volumes_segmented += 1
             if keys is not None:
                 self.masks[keys[i]] = mask
@@ -152,31 +211,23 @@ class Downstream:
 
 
 def summarise_dice(scores: np.ndarray, *, bootstrap: int, seed: int) -> dict[str, Any]:
-    """Mean predicted Dice over volumes with a segmentation, bootstrap 95 % CI over those volumes."""
-    found = scores[np.isfinite(scores)]
-    if len(found) == 0:
-        return {"dice": None, "ci_low": None, "ci_high": None, "n_volumes": len(scores), "n_found": 0}
-    rng = np.random.default_rng(seed)
-    means = [float(rng.choice(found, len(found)).mean()) for _ in range(max(bootstrap, 0))]
-    low, high = (np.percentile(means, [2.5, 97.5]) if means else (None, None))
-    return {"dice": float(found.mean()), "ci_low": None if low is None else float(low),
-            "ci_high": None if high is None else float(high), "n_volumes": len(scores), "n_found": len(found)}
+    """Mean predicted Dice over every volume, bootstrap 95 % CI over volumes (for sets without masks: Phase 2).
+
+    A volume where the segmenter found nothing (nan) stays in with ``EMPTY_PREDICTION``.
+    """
+    found = np.isfinite(scores)
+    values = np.where(found, scores, EMPTY_PREDICTION)
+    if len(values) == 0:
+        return {"dice": None, "ci_low": None, "ci_high": None, "n_volumes": 0, "n_found": 0}
+    low, high = bootstrap_ci(values, bootstrap=bootstrap, seed=seed) or (None, None)
+    return {"dice": float(values.mean()), "ci_low": low, "ci_high": high, "n_volumes": len(values),
+            "n_found": int(found.sum())}
 
 
 def changed_fraction(before: list[np.ndarray], after: list[np.ndarray]) -> float:
     """Fraction of voxels a per-volume condition changed (0: it was a no-op on these volumes)."""
     total = sum(b.size for b in before)
     return float(sum(int(np.count_nonzero(a != b)) for a, b in zip(after, before, strict=True)) / max(total, 1))
-
-
-def reindex_scores(provenance: list, sources: dict[str, np.ndarray | None]) -> np.ndarray:
-    """Per-volume downstream scores of a set-level condition, re-indexed exactly as its features are.
-
-    Entries whose source has no scores (no train set scored, or beyond ``downstream.max_volumes``)
-    are left out.
-    """
-    return np.asarray([sources[s][i] for s, i in provenance
-                       if sources.get(s) is not None and i < len(sources[s])], dtype=float)
 
 
 def metric_names(metrics: str | list[str]) -> list[str]:
@@ -189,23 +240,38 @@ def metric_names(metrics: str | list[str]) -> list[str]:
     return resolve_metrics(metrics)
 
 
-def _perturb_volumes(condition: Condition, spec, cases: list[Case], out: Path) -> list[np.ndarray]:
-    """The base set under a per-volume condition (cases without a tumour stay as they are for mask kinds)."""
-    from ..perturb import apply_perturbation
-
-    images = []
-    for case in cases:
-        if spec.needs_mask and not case.mask.any():
-            images.append(case.image)
+def _perturb_volumes(condition: Condition, spec, cases: list[SetCase], out: Path) -> list[SetCase]:
+    """The base set under a per-volume condition, every contrast perturbed (cases without a tumour stay as
+    they are for mask kinds)."""
+    perturbed = []
+    for member in cases:
+        if spec.needs_mask and not member.mask.any():
+            perturbed.append(member)
             continue
-        images.append(apply_perturbation(condition.perturbation, case.image, mask=case.mask if spec.needs_mask else None,
-                                         spacing=case.spacing, seed=condition.seed, **condition.params))
-    _write_changed(out / "perturbed" / condition.perturbation / condition.level, cases, images)
-    return images
+        case = perturb_case(member.case, condition.perturbation, condition.params, seed=condition.seed,
+                            mask=member.mask if spec.needs_mask else None)
+        perturbed.append(member.with_case(case))
+    _write_changed(out / "perturbed" / condition.perturbation / condition.level, perturbed)
+    return perturbed
 
 
-def _write_changed(folder: Path, cases: list[Case], images: list[np.ndarray]) -> None:
-    """Write each perturbed volume unless the file there already holds exactly these voxels.
+def _files_of(member: SetCase) -> dict[str, Volume]:
+    """The files a perturbed case is written as (relative path -> volume): one file, or a case folder."""
+    case = member.case
+    if not case.folder:
+        return {member.item.image.name: case.grid}
+    files = {f"{case.name}/{case.file_names[name]}": volume for name, volume in case.contrasts.items()}
+    if case.label is not None:
+        from ..cases import is_label_name
+
+        own = case.label.path.name if case.label.path is not None else ""
+        files[f"{case.name}/{own if is_label_name(own) else 'seg.nii.gz'}"] = case.label
+    return files
+
+
+def _write_changed(folder: Path, members: list[SetCase]) -> None:
+    """Write each perturbed case (a file, or a case folder with its label) unless the files there already
+    hold exactly these voxels.
 
     ``digests.json`` beside the volumes records each written array's content hash, so a second
     run over the same data skips the (gzip-bound) writes.
@@ -218,11 +284,11 @@ def _write_changed(folder: Path, cases: list[Case], images: list[np.ndarray]) ->
     except ValueError:
         known = {}
     digests = {}
-    for case, image in zip(cases, images, strict=True):
-        name = case.item.image.name
-        digests[name] = array_digest(image, extra=json.dumps(list(case.volume.spacing)))
-        if known.get(name) != digests[name] or not (folder / name).is_file():
-            write_volume(case.volume, folder / name, image)
+    for member in members:
+        for name, volume in _files_of(member).items():
+            digests[name] = array_digest(volume.array, extra=json.dumps(list(volume.spacing)))
+            if known.get(name) != digests[name] or not (folder / name).is_file():
+                write_volume(volume, folder / name)
     if digests != known:
         write_text(record, json.dumps(digests, indent=1))
 
@@ -237,38 +303,46 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
     out = Path(out)
     results = ResultCache()
     downstream = Downstream.load(config.segmenter, results) if config.downstream else None  # missing model: fail first
-    sets = {name: load_set(data, name) for name, data in config.data.items()}
+    sets = load_sets(config.data, config.cases)
     base = sets["base"]
     enc = encoder if encoder is not None else choose_encoder(config.encoder)
-    feats = SliceFeatures(enc, config.max_slices, config.tumour_slices)
-    per_volume = {name: feats.of([c.image for c in cases], [c.mask for c in cases]) for name, cases in sets.items()}
+    feats = SliceFeatures(enc, settings=config.slice_settings)
+    per_volume = {name: feats.of(cases) for name, cases in sets.items()}
     base_slices = sum(len(f) for f in per_volume["base"])
     fixed = {name: stack(per_volume[name]) for name in ("reference", "train", "test") if name in per_volume}
     names = metric_names(config.metrics)
     baseline = results.suite({**fixed, "generated": stack(per_volume["base"])}, names, bootstrap=config.bootstrap,
                              seed=config.seed)
     dn_cases = base[:config.downstream_max_volumes] if config.downstream_max_volumes else base
-    base_scores = train_scores = None
+    records: dict[str, list[VolumeDice]] = {}  # per condition: true and predicted Dice of each segmented volume
+    train_records = None
+    dn_bootstrap = BOOTSTRAP if config.bootstrap > 0 else 0  # resampling volumes is cheap: many resamples
     if downstream is not None:
-        base_scores = downstream.scores([c.image for c in dn_cases], [c.spacing for c in dn_cases],
-                                        keys=[f"baseline/{c.item.name}" for c in dn_cases])
+        base_scores = downstream.scores(dn_cases, keys=[f"baseline/{c.item.name}" for c in dn_cases])
+        records["baseline"] = volume_dice("baseline", dn_cases, base_scores, downstream.masks)
         if "train" in sets and any(c.perturbation == "external_duplication" for c in config.conditions):
-            train_scores = downstream.scores([c.image for c in sets["train"]], [c.spacing for c in sets["train"]])
+            train = sets["train"]
+            train_scores = downstream.scores(train, keys=[f"train/{c.item.name}" for c in train])
+            train_records = volume_dice("train", train, train_scores, downstream.masks, source="train")
+        _keep_view_masks(downstream)
     rows: list[dict[str, Any]] = []
     changed: dict[str, float] = {}
+    touched: dict[str, dict[str, float | int]] = {}
     dice_rows = [{"condition": "baseline", "perturbation": "none", "family": "baseline", "level": "",
-                  **summarise_dice(base_scores, bootstrap=config.bootstrap, seed=config.seed)}] if downstream else []
+                  **summarise(records["baseline"], bootstrap=dn_bootstrap, seed=config.seed)}] if downstream else []
     for cond in progress(config.conditions, desc="conditions"):
         spec = PERTURBATIONS[cond.perturbation]
-        scores = None
         if spec.kind == "volume":
-            images = _perturb_volumes(cond, spec, base, out)
-            changed[cond.name] = changed_fraction([c.image for c in base], images)
-            generated = stack(feats.of(images, [c.mask for c in base]))
+            members = _perturb_volumes(cond, spec, base, out)
+            changed[cond.name] = changed_fraction([c.image for c in base], [m.image for m in members])
+            generated = stack(feats.of(members))
+            touched[cond.name] = touched_fraction([c.image for c in base], [m.image for m in members],
+                                                  feats.last_info, [m.volume.direction for m in members])
             if downstream is not None:
-                chosen = images[:len(dn_cases)]
-                scores = downstream.scores(chosen, [c.spacing for c in dn_cases],
-                                           keys=[f"{cond.name}/{c.item.name}" for c in dn_cases])
+                chosen = members[:len(dn_cases)]
+                scores = downstream.scores(chosen, keys=[f"{cond.name}/{c.item.name}" for c in dn_cases])
+                records[cond.name] = volume_dice(cond.name, chosen, scores, downstream.masks)
+                _keep_view_masks(downstream)
         else:
             sources = {"eval": per_volume["base"], "train": per_volume.get("train", [])}
             _, provenance = apply_set_perturbation(
@@ -278,15 +352,17 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
             generated = stack([sources[source][index] for source, index in provenance])
             write_text(out / "perturbed" / cond.perturbation / cond.level / "provenance.json", json.dumps(provenance))
             if downstream is not None:
-                scores = reindex_scores(provenance, {"eval": base_scores, "train": train_scores})
+                records[cond.name] = reindex(cond.name, provenance, {"eval": records["baseline"], "train": train_records})
         result = results.suite({**fixed, "generated": generated}, names, bootstrap=config.bootstrap, seed=cond.seed)
         for row in result.rows:
             rows.append({"condition": cond.name, "perturbation": cond.perturbation, "family": spec.family,
                          "level": cond.level, "params": json.dumps(cond.params), "seed": cond.seed,
-                         "metric": row.metric, "value": row.value, "ci_low": row.ci_low, "ci_high": row.ci_high})
-        if scores is not None:
+                         "metric": row.metric, "value": row.value, "ci_low": row.ci_low, "ci_high": row.ci_high,
+                         "n_reference": row.n_reference, "n_generated": row.n_generated})
+        if cond.name in records:
             dice_rows.append({"condition": cond.name, "perturbation": cond.perturbation, "family": spec.family,
-                              "level": cond.level, **summarise_dice(scores, bootstrap=config.bootstrap, seed=config.seed)})
+                              "level": cond.level, **summarise(records[cond.name], bootstrap=dn_bootstrap,
+                                                               seed=config.seed)})
     reuse = reuse_summary(feats, base_slices, len(config.conditions), {k: len(v) for k, v in sets.items()},
                           sum(len(f) for k, v in per_volume.items() if k != "base" for f in v))
     run = {"name": config.name, "encoder": enc.name, "encoder_identity": enc.identity(),
@@ -294,9 +370,11 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
            "seed": config.seed, "metrics": names, "sets": {k: v.describe() for k, v in config.data.items()},
            "set_sizes": {k: len(v) for k, v in sets.items()}, "downstream": bool(downstream),
            "volumes_segmented": downstream.volumes_segmented if downstream else 0,
-           "seconds": round(time.perf_counter() - start, 1), "changed_fraction": changed, "results_cache_hits": results.hits,
+           "seconds": round(time.perf_counter() - start, 1), "changed_fraction": changed, "touched_fraction": touched,
+           "downstream_bootstrap": dn_bootstrap, "results_cache_hits": results.hits,
            "results_cache_misses": results.misses, **reuse}
-    write_sweep_tables(out, rows, baseline, dice_rows, run)
+    write_sweep_tables(out, rows, baseline, dice_rows, run,
+                       volume_rows=[r.row() for rs in records.values() for r in rs])
     _save_view_inputs(out, dn_cases if downstream is not None else base, downstream)
     if report:
         from .report import write_report
@@ -325,22 +403,55 @@ def _ratio(naive: int, passes: int) -> float | None:
     return round(naive / passes, 2) if passes else None
 
 
-def _save_view_inputs(out: Path, base: list[Case], downstream: Downstream | None) -> None:
+def _keep_view_masks(downstream: Downstream) -> None:
+    """Drop the segmentations the report's views do not show (baseline and ``VIEW_CONDITIONS`` stay)."""
+    from .report import VIEW_CONDITIONS
+
+    for key in [k for k in downstream.masks if k.split("/", 1)[0] not in ("baseline", *VIEW_CONDITIONS)]:
+        del downstream.masks[key]
+
+
+def _save_view_inputs(out: Path, base: list[SetCase], downstream: Downstream | None) -> None:
     """Remember the representative case (the volume of ``base`` with the largest tumour) for the report's views.
 
     With downstream on, ``base`` is the volumes that were segmented, so the views can show the
-    segmenter's output beside the tumour mask.
+    segmenter's output beside the tumour mask. ``image`` is the primary contrast's file;
+    ``perturbed_name`` its path under ``perturbed/KIND/LEVEL/`` (``X/FILE`` for a case folder ``X/``).
     """
     with_tumour = [c for c in base if c.mask.any()]
     if not with_tumour:
         return
     case = max(with_tumour, key=lambda c: int(c.mask.sum()))
-    info = {"case": case.item.name, "image": str(case.item.image), "mask": str(case.item.mask)}
+    primary = case.case.primary_name(case.contrast)
+    image = case.item.image / case.case.file_names[primary] if case.case.folder else case.item.image
+    relative = f"{case.case.name}/{image.name}" if case.case.folder else image.name
+    info = {"case": case.item.name, "image": str(image), "mask": str(case.item.mask), "perturbed_name": relative,
+            "contrast": primary}
     if downstream is not None:
         for key, mask in downstream.masks.items():
             condition, name = key.split("/", 1)
             if name == case.item.name:
-                path = out / "segmentations" / condition.replace("@", "_") / case.item.image.name
+                path = out / "segmentations" / condition.replace("@", "_") / case.case.mask_name
                 write_volume(case.volume, path, mask)
                 info.setdefault("segmentations", {})[condition] = str(path)
+        info["cases"] = _case_views(out, base, downstream)
     write_text(out / "views.json", json.dumps(info, indent=1))
+
+
+def _case_views(out: Path, members: list[SetCase], downstream: Downstream) -> list[dict[str, Any]]:
+    """Per segmented case, for the report's per-case views: its primary image file, and its tumour mask
+    and baseline segmentation written under ``segmentations/truth/`` and ``segmentations/baseline/``."""
+    cases = []
+    for member in members:
+        mask = downstream.masks.get(f"baseline/{member.item.name}")
+        if mask is None:
+            continue
+        primary = member.case.primary_name(member.contrast)
+        image = member.item.image / member.case.file_names[primary] if member.case.folder else member.item.image
+        truth = out / "segmentations" / "truth" / member.case.mask_name
+        segmentation = out / "segmentations" / "baseline" / member.case.mask_name
+        write_volume(member.volume, truth, member.mask)
+        write_volume(member.volume, segmentation, mask)
+        cases.append({"case": member.item.name, "image": str(image), "truth": str(truth), "has_truth": has_truth(member),
+                      "segmentation": str(segmentation)})
+    return cases

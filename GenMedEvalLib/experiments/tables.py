@@ -108,8 +108,11 @@ def family_heatmaps(rows: list[dict[str, Any]], out: Path) -> list[Path]:
 
 
 def write_sweep_tables(out: Path, rows: list[dict[str, Any]], baseline, dice_rows: list[dict[str, Any]],
-                       run: dict[str, Any]) -> None:
-    """upstream.csv/json (with z-scores), baseline.csv, downstream.csv/json, run.json and the heat maps."""
+                       run: dict[str, Any], volume_rows: list[dict[str, Any]] = ()) -> None:
+    """upstream.csv/json (with z-scores), baseline.csv, downstream.csv/json (per condition),
+    downstream_volumes.csv/json (per volume), run.json and the heat maps."""
+    from .dicetable import add_changes
+
     rows = add_zscores(rows, baseline)
     write_text(out / "upstream.csv", _csv_text(rows))
     write_text(out / "upstream.json", json.dumps(rows, indent=1))
@@ -118,11 +121,12 @@ def write_sweep_tables(out: Path, rows: list[dict[str, Any]], baseline, dice_row
     baseline.to_csv(out / "baseline.csv")
     baseline.to_json(out / "baseline.json")
     if dice_rows:
-        base = dice_rows[0]["dice"]
-        for row in dice_rows:
-            row["change"] = None if row["dice"] is None or base is None else round(row["dice"] - base, 4)
+        dice_rows = add_changes(dice_rows)
         write_text(out / "downstream.csv", _csv_text(dice_rows))
         write_text(out / "downstream.json", json.dumps(dice_rows, indent=1))
+    if volume_rows:
+        write_text(out / "downstream_volumes.csv", _csv_text(list(volume_rows)))
+        write_text(out / "downstream_volumes.json", json.dumps(list(volume_rows), indent=1))
     write_text(out / "run.json", json.dumps(run, indent=1))
     write_text(out / "reuse.json", json.dumps({k: run[k] for k in run if "forward" in k or "reduction" in k
                                               or k in ("set_sizes", "encoder", "seconds")}, indent=1))

@@ -22,6 +22,10 @@ def pick_device(device: str | None = None) -> str:
     """``device`` when given, else ``"cuda"`` when a GPU is present, else ``"cpu"``."""
     if device:
         return device
+    from ..threads import default_device
+
+    if default_device():
+        return default_device()
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -5,23 +5,113 @@ whole float32 volume for 3D encoders, with its shape), combined with the encoder
 the output kind. A mask-local perturbation therefore recomputes only the slices it changed, and a
 set-level perturbation (copies, subsets) needs no network pass at all.
 
-Entries are single ``.npy`` files (float32) in sharded folders under ``$GENMEDEVAL_CACHE`` or
-``~/.cache/genmedeval/features``; each is written to a temporary name and renamed, so parallel
-processes never see half-written entries. The counters feed the sweeps' "forward passes vs
-naive" figures.
+Entries are single ``.gmf`` files in sharded folders under ``$GENMEDEVAL_CACHE`` or
+``~/.cache/genmedeval/features``: a header line (the entry's key, encoder identity, output kind,
+the encoder code's digest, dtype, shape and the SHA-256 of the values) and the float32 values.
+Each is written to a temporary name and renamed, so parallel processes never see a torn entry.
+An entry that is truncated, corrupted, written for another key or by other encoder code, or holds
+NaN/Inf values is reported once (a ``GenMedEvalWarning``), deleted and recomputed
+(:func:`read_entry`, :func:`write_entry`; the result cache uses the same format). The counters
+feed the sweeps' "forward passes vs naive" figures.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import GenMedEvalWarning
 from ..io import atomic_path
+
+ENTRY_MAGIC = b"GenMedEval cache entry 1\n"
+_MAX_HEADER = 1 << 16
+_warned_roots: set[str] = set()
+
+
+class CorruptEntry(ValueError):
+    """A cache entry that cannot be trusted; the message says why."""
+
+
+@lru_cache(maxsize=1)
+def encoder_code_digest() -> str:
+    """Hex SHA-256 of the encoders' source: features cached by other encoder code are not reused."""
+    folder = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted([folder / "base.py", *(folder / "encoders").glob("*.py")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def encode_entry(payload: bytes, meta: dict) -> bytes:
+    """Magic line, JSON header (``meta`` plus the payload's SHA-256 and length), newline, payload."""
+    header = dict(meta, sha256=hashlib.sha256(payload).hexdigest(), bytes=len(payload))
+    return ENTRY_MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
+
+
+def decode_entry(data: bytes, expect: dict) -> tuple[dict, bytes]:
+    """(header, payload) of an entry whose header matches ``expect`` and whose payload matches its checksum."""
+    if not data.startswith(ENTRY_MAGIC):
+        raise CorruptEntry("not a GenMedEval cache entry")
+    end = data.find(b"\n", len(ENTRY_MAGIC), len(ENTRY_MAGIC) + _MAX_HEADER)
+    if end < 0:
+        raise CorruptEntry("header is truncated")
+    try:
+        header = json.loads(data[len(ENTRY_MAGIC):end].decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CorruptEntry("header is corrupt") from None
+    if not isinstance(header, dict):
+        raise CorruptEntry("header is corrupt")
+    foreign = sorted(k for k, v in expect.items() if header.get(k) != v)
+    if foreign:
+        raise CorruptEntry(f"written for another {', '.join(foreign)}")
+    payload = data[end + 1:]
+    if len(payload) != header.get("bytes") or hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+        raise CorruptEntry("is truncated or corrupt (checksum mismatch)")
+    return header, payload
+
+
+def write_entry(path: Path, payload: bytes, meta: dict) -> None:
+    """Write an entry atomically (temporary file, then rename: no reader ever sees it half-written)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encode_entry(payload, meta))
+
+
+def read_entry(path: Path, expect: dict, root: Path) -> tuple[dict, bytes] | None:
+    """A verified entry, or None when absent or untrustworthy (then deleted, reported once per cache root)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        discard_entry(path, f"unreadable ({exc.strerror})", root)
+        return None
+    try:
+        return decode_entry(data, expect)
+    except CorruptEntry as exc:
+        discard_entry(path, str(exc), root)
+        return None
+
+
+def discard_entry(path: Path, reason: str, root: Path) -> None:
+    """Delete a bad entry; the first per cache root is reported as a warning."""
+    key = str(root)
+    if key not in _warned_roots:
+        _warned_roots.add(key)
+        warnings.warn(GenMedEvalWarning(f"cache entry {path}: {reason}; deleted and recomputed "
+                                        f"(further bad entries in {root} are replaced without a word)"), stacklevel=3)
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def default_cache_dir() -> Path:
@@ -75,25 +165,37 @@ class FeatureCache:
 
     def path(self, digest: str, identity: str, kind: str) -> Path:
         """Where the entry for ``digest`` under this encoder identity and output kind lives."""
-        return self.root / self._safe(identity) / self._safe(kind) / digest[:2] / f"{digest}.npy"
+        return self.root / self._safe(identity) / self._safe(kind) / digest[:2] / f"{digest}.gmf"
+
+    @staticmethod
+    def _expect(digest: str, identity: str, kind: str) -> dict:
+        return {"key": digest, "identity": identity, "kind": kind, "code": encoder_code_digest(), "dtype": "<f4"}
 
     def get(self, digest: str, identity: str, kind: str) -> np.ndarray | None:
-        """The stored float32 features, or None when absent (or unreadable: treated as absent)."""
+        """The stored float32 features, or None when absent; a bad entry is reported once, deleted, recomputed."""
         if not self.enabled:
             return None
         path = self.path(digest, identity, kind)
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        entry = read_entry(path, self._expect(digest, identity, kind), self.root)
+        if entry is None:
             return None
+        header, payload = entry
+        shape = tuple(header.get("shape") or ())
+        values = np.frombuffer(payload, dtype="<f4")
+        if values.size != int(np.prod(shape)) or not np.all(np.isfinite(values)):
+            discard_entry(path, "holds NaN/Inf or a wrong number of values", self.root)
+            return None
+        return values.reshape(shape).astype(np.float32)
 
     def put(self, digest: str, identity: str, kind: str, features: np.ndarray) -> None:
-        """Store features atomically (temporary file, then rename)."""
+        """Store finite features atomically (temporary file, then rename); non-finite ones are not stored."""
         if not self.enabled:
             return
-        target = self.path(digest, identity, kind)
-        with atomic_path(target) as tmp, tmp.open("wb") as handle:
-            np.save(handle, np.asarray(features, dtype=np.float32), allow_pickle=False)
+        values = np.ascontiguousarray(features, dtype="<f4")
+        if not np.all(np.isfinite(values)):
+            return
+        meta = dict(self._expect(digest, identity, kind), shape=list(values.shape))
+        write_entry(self.path(digest, identity, kind), values.tobytes(), meta)
 
     def lookup(self, digests: list[str], identity: str, kinds: tuple[str, ...]) -> tuple[dict[str, list], list[int]]:
         """Stored features per kind (None where missing) and the positions missing any kind; counts hits/misses."""

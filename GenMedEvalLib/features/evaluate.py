@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ParameterError
 from .base import Encoder
 from .cache import FeatureCache
-from .extract import FeatureSet, extract_features, read_folder
+from .extract import FeatureSet, encoder_inputs, extract_features
 from .registry import get_encoder
 from .slicing import DEFAULT_SLICES, SliceSettings, square_slice
 
@@ -35,14 +35,23 @@ def _needs(registry: Mapping, names: Sequence[str], kind: str) -> bool:
 
 def folder_features(folders: Mapping[str, str | Path], encoder: Encoder, *, slices: SliceSettings = DEFAULT_SLICES,
                     cache: FeatureCache | None = None, keep_slices: bool = False,
-                    show_progress: bool = True) -> dict[str, FeatureSet]:
-    """Features (every output the encoder gives) of each named folder; all folders are read before encoding."""
-    data = {name: read_folder(folder, with_masks=slices.mask_only) for name, folder in folders.items()}
+                    show_progress: bool = True, options=None) -> dict[str, FeatureSet]:
+    """Features (every output the encoder gives) of each named folder; all folders are read before encoding.
+
+    The folders hold volume files or case folders; one primary contrast is chosen for all of them
+    (``cases.resolve_contrast``), so every set's encoder sees the same contrast.
+    """
+    from ..cases import list_cases, resolve_contrast
+
+    listed = {name: list_cases(folder) for name, folder in folders.items()}
+    contrast = resolve_contrast([i for items in listed.values() for i in items], options.contrast if options else None)
+    inputs = {name: encoder_inputs(items, options, with_masks=slices.mask_only, contrast=contrast)
+              for name, items in listed.items()}
     sets = {}
-    for name, (volumes, masks, items) in data.items():
-        sets[name] = extract_features(volumes, encoder, slices=slices, masks=masks if slices.mask_only else None,
+    for name, (volumes, masks) in inputs.items():
+        sets[name] = extract_features(volumes, encoder, slices=slices, masks=masks,
                                       cache=cache, outputs=encoder.outputs, show_progress=show_progress,
-                                      keep_slices=keep_slices, names=[item.name for item in items])
+                                      keep_slices=keep_slices, names=[item.name for item in listed[name]])
     return sets
 
 
@@ -50,9 +59,12 @@ def evaluate_folders(folders: Mapping[str, str | Path], encoder: str | Encoder =
                      metrics: str | Sequence[str] = "all", bootstrap: int = 0, seed: int = 0,
                      slices: SliceSettings = DEFAULT_SLICES, cache: FeatureCache | None = None,
                      device: str | None = None, batch_size: int | None = None, options: Mapping | None = None,
-                     show_progress: bool = True):
+                     show_progress: bool = True, cases=None):
     """The metric suite (``metrics.compute_suite``) between folders named ``reference``, ``generated``
-    and optionally ``train``/``test``; slices go to image metrics, logits to the Inception Score."""
+    and optionally ``train``/``test``; slices go to image metrics, logits to the Inception Score.
+
+    ``cases`` (``cases.CaseOptions``): the contrast the encoder sees and the tumour target of the
+    tumour slices."""
     from ..metrics import METRICS, compute_suite
     from ..metrics.suite import resolve_metrics
 
@@ -65,7 +77,7 @@ def evaluate_folders(folders: Mapping[str, str | Path], encoder: str | Encoder =
     model = encoder if isinstance(encoder, Encoder) else get_encoder(encoder, device, batch_size)
     need_images = _needs(METRICS, names, "images")
     sets = folder_features(folders, model, slices=slices, cache=cache, keep_slices=need_images,
-                           show_progress=show_progress)
+                           show_progress=show_progress, options=cases)
     features = {name: np.asarray(fs.pool, dtype=np.float64) for name, fs in sets.items()}
     logits = {name: fs.features["logits"] for name, fs in sets.items()} if "logits" in model.outputs else None
     spatial = {name: fs.features["spatial"] for name, fs in sets.items()} if "spatial" in model.outputs else None
@@ -75,7 +87,7 @@ def evaluate_folders(folders: Mapping[str, str | Path], encoder: str | Encoder =
 
 
 def read_folder_check(folder: str | Path) -> None:
-    """Raise ``InputError`` when ``folder`` is missing or holds no volumes (cheap: lists, does not read)."""
-    from ..io import read_cohort
+    """Raise ``InputError`` when ``folder`` is missing or holds no cases (cheap: lists by name, does not read)."""
+    from ..cases import list_cases
 
-    read_cohort(folder)
+    list_cases(folder)

@@ -7,13 +7,13 @@ network, grouped by size into the encoder's batches, and the cache is filled wit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, ParameterError
-from ..io import Volume, normalize_intensity, read_cohort, read_mask, read_volume
+from ..io import Volume, normalize_intensity
 from .base import Encoder
 from .cache import FeatureCache, content_hash
 from .slicing import DEFAULT_SLICES, SliceInfo, SliceSettings, slice_volumes
@@ -117,30 +117,57 @@ def _stack(rows: list) -> np.ndarray:
     return np.stack([np.asarray(r, dtype=np.float32).reshape(-1) for r in rows])
 
 
-def read_folder(folder: str | Path, *, with_masks: bool = False) -> tuple[list[Volume], list[Volume | None], list]:
-    """The volumes of a cohort folder, intensity-normalised to [0, 1], with masks when asked and the items."""
-    items = read_cohort(folder)
+def encoder_inputs(items: Sequence, options=None, *, with_masks: bool = False,
+                   contrast: str | None = None) -> tuple[list[Volume], list[Volume | None]]:
+    """The primary contrast of each listed case, intensity-normalised once, with its tumour mask (a Volume).
+
+    Each case is read whole (its grids checked) and only the primary contrast kept. ``contrast``
+    overrides ``options.contrast`` (a contrast already resolved across several sets). A case
+    without a label has mask None; ``with_masks`` makes that an ``InputError``.
+    """
+    from ..cases import DEFAULT_CASE_OPTIONS, read_item
+
+    options = options or DEFAULT_CASE_OPTIONS
+    chosen = contrast if contrast is not None else options.contrast
     volumes, masks = [], []
     for item in items:
-        image = read_volume(item.image)
-        volumes.append(image.with_array(normalize_intensity(image.array)))
-        if with_masks:
-            if item.mask is None:
-                raise InputError(f"no mask found for {item.name}", item.image)
-            masks.append(read_mask(item.mask, like=image))
-        else:
-            masks.append(None)
+        case = read_item(item)
+        primary = case.primary(chosen)
+        volumes.append(replace(primary, array=normalize_intensity(primary.array)))
+        tumour = case.tumour(options.target, options.convention)
+        if with_masks and tumour is None:
+            raise InputError(f"no mask found for {item.name}", item.image)
+        masks.append(None if tumour is None else primary.with_array(tumour))
+    return volumes, masks
+
+
+def read_folder(folder: str | Path, *, with_masks: bool = False, options=None,
+                contrast: str | None = None) -> tuple[list[Volume], list[Volume | None], list]:
+    """The cases of a folder (volume files or case folders) as encoder inputs: primary contrast, normalised, masks.
+
+    Masks (the tumour target of each case's label) come whenever a case has one; ``with_masks``
+    makes a missing one an error.
+    """
+    from ..cases import list_cases, resolve_contrast
+
+    items = list_cases(folder)
+    chosen = contrast if contrast is not None else resolve_contrast(items, options.contrast if options else None)
+    volumes, masks = encoder_inputs(items, options, with_masks=with_masks, contrast=chosen)
     return volumes, masks, items
 
 
 def extract_folder(folder: str | Path, encoder_name: str | Encoder, *, slices: SliceSettings = DEFAULT_SLICES,
                    cache: FeatureCache | None = None, outputs: Sequence[str] = ("pool",), device: str | None = None,
-                   batch_size: int | None = None, show_progress: bool = True, keep_slices: bool = False) -> FeatureSet:
-    """Features of every volume in a cohort folder (read with ``io.read_cohort``, normalised)."""
+                   batch_size: int | None = None, show_progress: bool = True, keep_slices: bool = False,
+                   options=None) -> FeatureSet:
+    """Features of every case of a folder (``cases.list_cases``: volume files or case folders; normalised once).
+
+    ``options`` (``cases.CaseOptions``): the contrast the encoder sees and the tumour target.
+    """
     from .registry import get_encoder
 
     encoder = encoder_name if isinstance(encoder_name, Encoder) else get_encoder(encoder_name, device, batch_size)
-    volumes, masks, items = read_folder(folder, with_masks=slices.mask_only)
-    return extract_features(volumes, encoder, slices=slices, masks=masks if slices.mask_only else None, cache=cache,
+    volumes, masks, items = read_folder(folder, with_masks=slices.mask_only, options=options)
+    return extract_features(volumes, encoder, slices=slices, masks=masks, cache=cache,
                             outputs=outputs, show_progress=show_progress, keep_slices=keep_slices,
                             names=[item.name for item in items])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,12 +28,15 @@ _PHYSICAL_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 @dataclass(frozen=True)
 class SliceSettings:
-    """Which slices a volume gives.
+    """Which slices a volume gives; the defaults are the one set every entry point shares.
 
     ``min_foreground``: fraction of the slice's voxels above ``foreground_threshold`` needed to
     keep it (skips empty slices). ``mask_only``: keep only slices that intersect the mask.
     ``step``: keep every ``step``-th selected slice. ``max_slices``: at most this many per volume
-    and plane, evenly spaced. ``isotropic``: resample to square pixels before padding.
+    and plane, evenly spaced (None: all). ``tumour_slices``: then this many more, evenly spaced
+    among the slices through the tumour mask (none when the volume has no mask or an empty one),
+    so mask-local perturbations change whole slices the encoders see. ``isotropic``: resample to
+    square pixels before padding.
     """
 
     plane: str = "axial"
@@ -41,8 +44,9 @@ class SliceSettings:
     foreground_threshold: float = 0.05
     mask_only: bool = False
     step: int = 1
-    max_slices: int | None = None
+    max_slices: int | None = 6
     isotropic: bool = True
+    tumour_slices: int = 2
 
     def __post_init__(self) -> None:
         if self.plane not in (*PLANES, "all"):
@@ -53,6 +57,8 @@ class SliceSettings:
             raise ParameterError(f"step must be >= 1, got {self.step}")
         if self.max_slices is not None and self.max_slices < 1:
             raise ParameterError(f"max_slices must be >= 1, got {self.max_slices}")
+        if self.tumour_slices < 0:
+            raise ParameterError(f"tumour_slices must be >= 0, got {self.tumour_slices}")
 
     @property
     def planes(self) -> tuple[str, ...]:
@@ -61,6 +67,15 @@ class SliceSettings:
 
 
 DEFAULT_SLICES = SliceSettings()
+"""The slice rules of every entry point (metrics, features, sweep, compare, the Slicer module): axial,
+6 evenly spaced slices plus 2 through the tumour per volume."""
+
+
+def tumour_settings(settings: SliceSettings) -> SliceSettings | None:
+    """The rules of the extra tumour slices of ``settings`` (None when it asks for none)."""
+    if not settings.tumour_slices:
+        return None
+    return replace(settings, mask_only=True, max_slices=settings.tumour_slices, tumour_slices=0)
 
 
 @dataclass(frozen=True)
@@ -149,14 +164,18 @@ def volume_slices(volume: np.ndarray | Volume, settings: SliceSettings = DEFAULT
         raise ParameterError(f"mask shape {mask_array.shape} differs from volume shape {array.shape}")
     axes = plane_axes(vol.direction)
     spacing = vol.spacing_zyx
+    tumour = tumour_settings(settings) if mask_array is not None and np.any(mask_array) else None
     images, info = [], []
-    for plane in settings.planes:
-        axis = axes[plane]
-        in_plane = tuple(spacing[a] for a in range(3) if a != axis)
-        for index in select_indices(array, axis, settings, mask_array):
-            cut = np.take(array, int(index), axis=axis)
-            images.append(square_slice(cut, in_plane, settings.isotropic))
-            info.append(SliceInfo(volume_index, plane, int(index)))
+    for rules in (settings, tumour):
+        if rules is None:
+            continue
+        for plane in settings.planes:
+            axis = axes[plane]
+            in_plane = tuple(spacing[a] for a in range(3) if a != axis)
+            for index in select_indices(array, axis, rules, mask_array):
+                cut = np.take(array, int(index), axis=axis)
+                images.append(square_slice(cut, in_plane, settings.isotropic))
+                info.append(SliceInfo(volume_index, plane, int(index)))
     return Slices(images, info)
 
 

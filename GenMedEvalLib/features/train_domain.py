@@ -21,7 +21,7 @@ from ..errors import InputError, ParameterError
 from ..io import atomic_path, normalize_intensity, read_cohort, read_mask, read_volume
 from .slicing import SliceSettings, volume_slices
 
-TRAIN_SLICES = SliceSettings(plane="axial", min_foreground=0.05)
+TRAIN_SLICES = SliceSettings(plane="axial", min_foreground=0.05, max_slices=None, tumour_slices=0)  # every slice
 
 
 @dataclass

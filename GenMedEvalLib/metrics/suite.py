@@ -73,6 +73,8 @@ def resolve_metrics(metrics: str | Sequence[str]) -> list[str]:
     """``"all"`` or a comma list -> registry names; unknown names raise ``ParameterError``."""
     names = list(DEFAULT_METRICS) if metrics == "all" else (metrics.split(",") if isinstance(metrics, str) else list(metrics))
     names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise ParameterError(f"no metric named in {metrics!r}: give 'all' or a comma-separated list")
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise ParameterError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
@@ -128,6 +130,8 @@ def compute_suite(features: Mapping[str, np.ndarray], metrics: str | Sequence[st
     points per replicate, to keep the cost bounded).
     """
     options = options or {}
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 0:
+        raise ParameterError(f"bootstrap: {bootstrap!r} is not a whole number >= 0")
     n_ref = len(features.get("reference", [])) if features.get("reference") is not None else 0
     n_gen = len(features.get("generated", [])) if features.get("generated") is not None else 0
     rows: list[MetricRow] = []

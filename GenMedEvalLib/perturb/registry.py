@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, short
 from . import contrast, noise, sets, tumour
 
 
@@ -26,12 +26,16 @@ class ParamSpec:
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` converted to the parameter's type, or ``ParameterError`` naming the allowed range."""
+        if isinstance(value, bool) and self.type is not bool or self.type is str and not isinstance(value, str | int | float):
+            raise ParameterError(f"parameter {name}: {short(value)} is not a {self.type.__name__}")
         try:
             value = self.type(value)
-        except (TypeError, ValueError):
-            raise ParameterError(f"parameter {name}: {value!r} is not a {self.type.__name__}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ParameterError(f"parameter {name}: {short(value)} is not a {self.type.__name__}") from None
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ParameterError(f"parameter {name}: {value} is not a finite number")
         if self.choices is not None and value not in self.choices:
-            raise ParameterError(f"parameter {name}: {value!r} is not one of {', '.join(map(str, self.choices))}")
+            raise ParameterError(f"parameter {name}: {short(value)} is not one of {', '.join(map(str, self.choices))}")
         if self.low is not None and value < self.low or self.high is not None and value > self.high:
             raise ParameterError(f"parameter {name}: {value} is outside [{self.low}, {self.high}] {self.unit}".rstrip())
         return value
@@ -137,7 +141,7 @@ def parse_ratio(text: str) -> list[float] | None:
         parts = [float(p) for p in str(text).replace(",", ":").split(":")]
     except ValueError:
         raise ParameterError(f"cannot read {text!r} as proportions like 1:5") from None
-    if any(p < 0 for p in parts) or sum(parts) <= 0:
+    if any(not np.isfinite(p) or p < 0 for p in parts) or sum(parts) <= 0:
         raise ParameterError(f"proportions {text!r} must be non-negative with a positive sum")
     return parts
 

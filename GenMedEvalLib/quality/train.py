@@ -60,6 +60,19 @@ def _jitter_image(batch: np.ndarray, rng: np.random.Generator, jitter: str = "fu
     return batch
 
 
+def _load_init(net, init: str | Path, target: str) -> str:
+    """Copy ``init``'s weights into ``net`` (same target); returns the file's SHA-256 for the metadata."""
+    from ..errors import InputError
+    from ..features.weights import sha256_file
+    from .model import load_predictor
+
+    start = load_predictor(init, device="cpu")
+    if start.target != target:
+        raise InputError(f"--init has target {start.target!r}, training asks for {target!r}", init)
+    net.load_state_dict(start.net.state_dict())
+    return sha256_file(init)
+
+
 def training_targets(data: QualityData, target: str) -> np.ndarray:
     """Per-slice regression targets ``(N, K)`` for ``target``, in the order of ``data.slices()``."""
     dice = np.concatenate(data.targets)[:, None]
@@ -71,9 +84,12 @@ def training_targets(data: QualityData, target: str) -> np.ndarray:
 
 def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batch: int = 64, lr: float = 2e-3,
                   seed: int = 2, size: int = 64, margin: float = 0.5, min_mm: float = 16.0, command: str = "",
-                  jitter: str = "full", target: str = "dice_share",
+                  jitter: str = "full", target: str = "dice_share", init: str | Path | None = None,
                   device: str | None = None, on_log: Callable[[int, float], None] | None = None) -> tuple[Path, list[float]]:
-    """Train for ``steps`` batches on ``data``'s slices and save the predictor to ``out``."""
+    """Train for ``steps`` batches on ``data``'s slices and save the predictor to ``out``.
+
+    ``init``: a quality model of the same target whose weights training starts from (fine-tuning).
+    """
     import torch
 
     from ..features.base import pick_device
@@ -86,7 +102,9 @@ def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batc
     inputs, dice = data.slices()
     targets = training_targets(data, target)
     probs = balanced_weights(dice)
-    net = build_regressor({"outputs": TARGETS[target]}).to(dev)
+    net = build_regressor({"outputs": TARGETS[target]})
+    init_digest = _load_init(net, init, target) if init is not None else None
+    net = net.to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
     losses, running, start = [], [], time.perf_counter()
@@ -107,7 +125,7 @@ def train_quality(out: str | Path, data: QualityData, *, steps: int = 3000, batc
             if on_log is not None:
                 on_log(step + 1, losses[-1])
     meta = {"command": command, "seed": seed, "steps": steps, "batch": batch, "lr": lr, "jitter": jitter,
-            "target": target, "pairs": len(data),
+            "target": target, "pairs": len(data), "init": init_digest,
             "slices": int(len(targets)), "train_seconds": round(time.perf_counter() - start, 1),
             "final_loss": losses[-1]}
     net.eval()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -49,6 +49,23 @@ class Segmenter(abc.ABC):
         spacing = tuple(float(s) for s in spacing_zyx)
         mask = self._predict(normalize_intensity(image).astype(np.float32), spacing)  # type: ignore[arg-type]
         return check_output(mask, image.shape, self.name)
+
+    #: contrasts this segmenter reads, in order; a single-contrast model takes the first the case has
+    contrasts: tuple[str, ...] = ("flair", "t1c", "t1", "t2")
+
+    def segment_contrasts(self, images: Mapping[str, np.ndarray],
+                          spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+        """The tumour mask of a multi-contrast case (``{contrast: (Z, Y, X) array}``, one grid).
+
+        The default reads one contrast: the first of ``self.contrasts`` that the case has.
+        Multi-contrast models override this.
+        """
+        if not images:
+            raise InputError("a case needs at least one contrast", self.name)
+        for name in self.contrasts:
+            if name in images:
+                return self.segment(images[name], spacing_zyx)
+        return self.segment(next(iter(images.values())), spacing_zyx)
 
 
 def segment_volume(volume: Volume, segmenter: Segmenter | None = None) -> np.ndarray:

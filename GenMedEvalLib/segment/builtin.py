@@ -11,31 +11,40 @@ without tissue are skipped (probability 0).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
-from .base import Segmenter
-from .slices import from_slices, in_plane_spacing, resampled_shape, resize_slices, slice_axis, to_slices
+from .base import Segmenter, check_output
+from .slices import from_slices, in_plane_spacing, resampled_shape, resize_slices, slice_axis
 
 CHECKPOINT_FORMAT = "genmedeval-segmenter/1"
-DEFAULT_ARCH: dict[str, Any] = {"channels": (16, 32, 64, 128), "strides": (2, 2, 2), "num_res_units": 1}
+DEFAULT_ARCH: dict[str, Any] = {"channels": (16, 32, 64, 128), "strides": (2, 2, 2), "num_res_units": 1,
+                                 "in_channels": 1}
+#: what a one-channel model reads: any single contrast (the first of these that a case has)
+ANY_CONTRAST = ("flair", "t1c", "t1", "t2")
 
 
 def build_unet(arch: dict[str, Any] | None = None):
-    """The 2D U-Net (one grey input channel, one tumour logit channel)."""
+    """The 2D U-Net (``in_channels`` contrasts in, one tumour logit channel out)."""
     from monai.networks.nets import UNet
 
     cfg = {**DEFAULT_ARCH, **(arch or {})}
-    return UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=tuple(cfg["channels"]),
+    return UNet(spatial_dims=2, in_channels=int(cfg["in_channels"]), out_channels=1, channels=tuple(cfg["channels"]),
                 strides=tuple(cfg["strides"]), num_res_units=int(cfg["num_res_units"]))
 
 
 def save_checkpoint(net, path: str | Path, *, pixel_mm: float, roi: int, meta: dict[str, Any],
-                    arch: dict[str, Any] | None = None, threshold: float = 0.5) -> Path:
-    """Write the weights and everything needed to rebuild and apply them, atomically."""
+                    arch: dict[str, Any] | None = None, threshold: float = 0.5,
+                    contrasts: tuple[str, ...] = ANY_CONTRAST) -> Path:
+    """Write the weights and everything needed to rebuild and apply them, atomically.
+
+    ``contrasts``: the contrasts the input channels hold, in order (a one-channel model: the
+    preference order among the contrasts a case has).
+    """
     import torch
 
     from ..io import atomic_path
@@ -43,6 +52,7 @@ def save_checkpoint(net, path: str | Path, *, pixel_mm: float, roi: int, meta: d
     payload = {"format": CHECKPOINT_FORMAT, "arch": {k: list(v) if isinstance(v, tuple) else v
                                                        for k, v in {**DEFAULT_ARCH, **(arch or {})}.items()},
                "pixel_mm": float(pixel_mm), "roi": int(roi), "threshold": float(threshold), "meta": meta,
+               "contrasts": list(contrasts),
                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -71,6 +81,8 @@ class SliceUNetSegmenter(Segmenter):
         self.threshold = float(threshold if threshold is not None else payload.get("threshold", 0.5))
         self.batch_size = batch_size
         self.whole_slice_limit = self.roi
+        self.in_channels = int({**DEFAULT_ARCH, **(payload.get("arch") or {})}["in_channels"])
+        self.contrasts = tuple(payload.get("contrasts", ANY_CONTRAST))
         self.net = build_unet(payload["arch"])
         try:
             self.net.load_state_dict(payload["state_dict"])
@@ -94,21 +106,70 @@ class SliceUNetSegmenter(Segmenter):
         return self.net(padded)[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
 
     def probabilities(self, image01: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
-        """Tumour probability per voxel, float32, same shape as ``image01`` (0 on slices without tissue)."""
+        """Tumour probability per voxel, float32, ``(Z, Y, X)`` (0 on slices without tissue).
+
+        ``image01``: ``(Z, Y, X)`` for a one-channel model, ``(C, Z, Y, X)`` with the checkpoint's
+        contrasts in order for a multi-contrast one; intensities normalised to [0, 1].
+        """
         torch = self._torch
+        channels = image01 if image01.ndim == 4 else image01[None]
+        if channels.shape[0] != self.in_channels:
+            raise InputError(f"the model reads {self.in_channels} contrasts ({', '.join(self.contrasts)}), "
+                             f"got {channels.shape[0]}", self.name)
         axis = slice_axis(spacing_zyx)
-        stack = np.ascontiguousarray(to_slices(image01, axis), dtype=np.float32)
-        shape_hw = stack.shape[1:]
+        stack = np.ascontiguousarray(np.moveaxis(channels, axis + 1, 0), dtype=np.float32)  # (S, C, H, W)
+        shape_hw = stack.shape[2:]
         work_hw = resampled_shape(shape_hw, in_plane_spacing(spacing_zyx, axis), self.pixel_mm)
-        out = np.zeros(stack.shape, dtype=np.float32)
-        tissue = np.nonzero((stack > 0.05).mean(axis=(1, 2)) > 0.01)[0]
+        out = np.zeros((stack.shape[0], *shape_hw), dtype=np.float32)
+        tissue = np.nonzero((stack[:, 0] > 0.05).mean(axis=(1, 2)) > 0.01)[0]
         with torch.inference_mode():
             for start in range(0, len(tissue), self.batch_size):
                 rows = tissue[start:start + self.batch_size]
-                batch = resize_slices(torch.from_numpy(stack[rows, None]).to(self.device), work_hw)
+                batch = resize_slices(torch.from_numpy(stack[rows]).to(self.device), work_hw)
                 logits = resize_slices(self._logits(batch).float(), shape_hw)
                 out[rows] = torch.sigmoid(logits)[:, 0].cpu().numpy()
         return from_slices(out, axis)
 
     def _predict(self, image01: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
         return (self.probabilities(image01, spacing_zyx) >= self.threshold).astype(np.uint8)
+
+    def reads(self, available: Sequence[str]) -> bool:
+        """True when a case with contrasts ``available`` has every contrast this model needs."""
+        return self.in_channels == 1 or all(c in available for c in self.contrasts)
+
+    def segment_contrasts(self, images: Mapping[str, np.ndarray],
+                          spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+        """The mask of a case: a one-channel model reads its preferred contrast, a multi-contrast one all of its own."""
+        from ..io import normalize_intensity
+
+        if self.in_channels == 1:
+            return super().segment_contrasts(images, spacing_zyx)
+        missing = [c for c in self.contrasts if c not in images]
+        if missing:
+            raise InputError(f"the model needs the contrasts {', '.join(self.contrasts)}; the case lacks "
+                             f"{', '.join(missing)}", self.name)
+        shape = next(iter(images.values())).shape
+        stack = np.stack([normalize_intensity(np.asarray(images[c])) for c in self.contrasts])
+        spacing = tuple(float(s) for s in spacing_zyx)
+        return check_output(self._predict(stack, spacing), shape, self.name)  # type: ignore[arg-type]
+
+
+class ContrastRouter(Segmenter):
+    """The shipped pair: a multi-contrast model for cases that have its contrasts, else a one-contrast model."""
+
+    def __init__(self, multi: SliceUNetSegmenter, single: SliceUNetSegmenter):
+        self.device = single.device
+        self.multi, self.single = multi, single
+        self.name = f"{Path(single.name).name} + {Path(multi.name).name}"
+
+    def pick(self, available: Sequence[str]) -> SliceUNetSegmenter:
+        """The model that a case with contrasts ``available`` goes to."""
+        return self.multi if self.multi.reads(available) else self.single
+
+    def _predict(self, image01: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+        return self.single._predict(image01, spacing_zyx)
+
+    def segment_contrasts(self, images: Mapping[str, np.ndarray],
+                          spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+        """Route the case by the contrasts it has."""
+        return self.pick(list(images)).segment_contrasts(images, spacing_zyx)

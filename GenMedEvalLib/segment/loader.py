@@ -5,12 +5,14 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from .base import Segmenter
 
-DEFAULT_SEGMENTER = "segmenter.pt"
-# The shipped file's digest: a changed or corrupt file is refused (retraining: update it and Resources/Models/README.md).
+DEFAULT_SEGMENTER = "segmenter.pt"  # one contrast (T1c, FLAIR, T1 or T2: the first a case has)
+MULTI_SEGMENTER = "segmenter_flair_t1c.pt"  # FLAIR + T1c cases
+# The shipped files' digests: a changed or corrupt file is refused (retraining: update them and Resources/Models/README.md).
 SEGMENTER_SHA256 = "ad4d2e6aa197c0c47f40d84bce8eb7c8d0108b94a5cf2852a77b2deca89b4c26"
+MULTI_SEGMENTER_SHA256 = "4f181f36ce43ce8e7b1176d0d5d455702b6eaed805c502681b502b4f3937f924"
 
 
 def default_segmenter_path() -> Path:
@@ -20,12 +22,18 @@ def default_segmenter_path() -> Path:
     return models_dir() / DEFAULT_SEGMENTER
 
 
-def shipped_segmenter() -> Path:
-    """The shipped weights after checking their SHA-256; one-line error when missing or altered."""
+def shipped_segmenter(kind: str = "single") -> Path:
+    """The shipped weights (``single`` or ``multi``) after checking their SHA-256; one line when missing or altered."""
     from ..features.weights import WeightsSpec, resolve_weights
 
-    spec = WeightsSpec("shipped segmenter", DEFAULT_SEGMENTER, SEGMENTER_SHA256)
+    name, digest = (DEFAULT_SEGMENTER, SEGMENTER_SHA256) if kind == "single" else (MULTI_SEGMENTER, MULTI_SEGMENTER_SHA256)
+    spec = WeightsSpec(f"shipped segmenter ({kind})", name, digest)
     return resolve_weights(spec, cache=default_segmenter_path().parent, download=False)
+
+
+def shipped_segmenter_files() -> list[Path]:
+    """Both shipped files, verified: what a result made with the default segmenter depends on."""
+    return [shipped_segmenter("single"), shipped_segmenter("multi")]
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -37,16 +45,24 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
-def load_segmenter(path: str | Path | None = None, *, device: str | None = None, roi: int = 96) -> Segmenter:
-    """The segmenter stored at ``path`` (default: the shipped U-Net); one-line errors for bad paths."""
+def load_segmenter(path: str | Path | None = None, *, device: str | None = None, roi: int = 96,
+                   trust_bundle: bool | None = None) -> Segmenter:
+    """The segmenter stored at ``path`` (default: the shipped U-Net); one-line errors for bad paths.
+
+    A MONAI bundle folder runs its config's code, so it loads only with ``trust_bundle=True``
+    (``None``: the process default, ``plugins.trust_bundles``); checkpoints load with
+    ``weights_only=True`` and TorchScript through ``torch.jit.load``, which run no Python.
+    """
     import torch
 
     from .builtin import SliceUNetSegmenter, is_checkpoint
     from .plugins import load_bundle, load_torchscript
 
-    target = Path(path) if path is not None else shipped_segmenter()
+    if path is None:
+        return _shipped_pair(device)
+    target = Path(path)
     if target.is_dir():
-        return load_bundle(target, device=device)
+        return load_bundle(target, device=device, trust=trust_bundle)
     if not target.is_file():
         raise InputError("segmenter not found", target)
     if _is_torchscript(target):
@@ -55,8 +71,16 @@ def load_segmenter(path: str | Path | None = None, *, device: str | None = None,
         payload = torch.load(target, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - anything unreadable is a bad input file
         raise InputError(f"not a segmenter file: neither TorchScript nor a GenMedEval checkpoint "
-                         f"({str(exc).splitlines()[0][:120]})", target) from exc
+                         f"({first_line(exc, 120)})", target) from exc
     if not is_checkpoint(payload):
         raise InputError("not a segmenter file: a torch file without the GenMedEval segmenter format; "
                          "export your model with torch.jit.script/trace or give a MONAI bundle folder", target)
     return SliceUNetSegmenter(payload, source=str(target), device=device)
+
+
+def _shipped_pair(device: str | None) -> Segmenter:
+    """The default: the FLAIR + T1c model for cases that have both, the one-contrast model otherwise."""
+    from .builtin import ContrastRouter
+
+    single, multi = (load_segmenter(p, device=device) for p in shipped_segmenter_files())
+    return ContrastRouter(multi, single)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from .base import Segmenter
 from .slices import from_slices, slice_axis, to_slices
 
@@ -63,7 +63,7 @@ class NetworkSegmenter(Segmenter):
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - a foreign network failing is a user-facing input problem
-            raise InputError(f"the network failed on input {tuple(batch.shape)}: {str(exc).splitlines()[0][:200]}",
+            raise InputError(f"the network failed on input {tuple(batch.shape)}: {first_line(exc, 200)}",
                              self.name) from exc
 
     def _predict(self, image01: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
@@ -95,7 +95,7 @@ def load_torchscript(path: Path, *, device: str | None = None, roi: int = 96) ->
     try:
         net = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - report any unreadable file the same way
-        raise InputError(f"not a TorchScript file ({str(exc).splitlines()[0][:160]})", path) from exc
+        raise InputError(f"not a TorchScript file ({first_line(exc, 160)})", path) from exc
     return NetworkSegmenter(net, source=str(path), roi=roi, device=device)
 
 
@@ -111,11 +111,33 @@ def _bundle_settings(config: dict[str, Any]) -> tuple[int, int | None]:
     return roi, int(dims) if isinstance(dims, int) else None
 
 
-def load_bundle(folder: Path, *, device: str | None = None) -> NetworkSegmenter:
-    """A MONAI bundle directory (``configs/inference.json`` + ``models/model.pt``) as a segmenter."""
+_trust_bundles = False
+
+
+def trust_bundles(trusted: bool) -> None:
+    """Process-wide default of ``load_bundle(trust=None)``: the CLI's ``--trust-bundle`` sets it for one command."""
+    global _trust_bundles
+    _trust_bundles = bool(trusted)
+
+
+def check_bundle_trust(folder: Path, trust: bool | None) -> None:
+    """Refuse a MONAI bundle unless the caller trusts it: its config can instantiate any Python object."""
+    if not (_trust_bundles if trust is None else trust):
+        raise InputError("is a MONAI bundle: loading it runs whatever Python code its config names; pass "
+                         "--trust-bundle (Slicer: 'Trust bundle code') only for a bundle from a source you trust", folder)
+
+
+def load_bundle(folder: Path, *, device: str | None = None, trust: bool | None = None) -> NetworkSegmenter:
+    """A MONAI bundle directory (``configs/inference.json`` + ``models/model.pt``) as a segmenter.
+
+    The bundle's config is executable (MONAI instantiates the classes and calls it names), so it is
+    loaded only when ``trust`` is true (``None``: the process default, :func:`trust_bundles`).
+    Its weights are read with ``weights_only=True``.
+    """
     import torch
     from monai.bundle import ConfigParser
 
+    check_bundle_trust(folder, trust)
     config_path, weights_path = folder / "configs" / "inference.json", folder / "models" / "model.pt"
     for needed in (config_path, weights_path):
         if not needed.is_file():
@@ -125,13 +147,17 @@ def load_bundle(folder: Path, *, device: str | None = None) -> NetworkSegmenter:
         parser = ConfigParser(config)
         net = parser.get_parsed_content("network_def")
     except Exception as exc:  # noqa: BLE001 - malformed configs are user input
-        raise InputError(f"cannot build network_def ({str(exc).splitlines()[0][:160]})", config_path) from exc
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        raise InputError(f"cannot build network_def ({first_line(exc, 160)})", config_path) from exc
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable or pickled-code weights file is a bad input
+        raise InputError(f"not a weights file loadable with weights_only ({first_line(exc, 120)})",
+                         weights_path) from exc
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     try:
         net.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"weights do not fit network_def ({str(exc).splitlines()[0][:160]})", weights_path) from exc
+        raise InputError(f"weights do not fit network_def ({first_line(exc, 160)})", weights_path) from exc
     roi, dims = _bundle_settings(config)
     return NetworkSegmenter(net, source=str(folder), roi=roi, spatial_dims=dims, device=device)

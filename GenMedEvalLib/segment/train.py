@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import progress
+from .builtin import ANY_CONTRAST
 
 
 @dataclass
@@ -112,6 +113,169 @@ def sample_batch(cases: TrainingCases, index: tuple[np.ndarray, np.ndarray], bat
     return np.stack(images)[:, None], np.stack(masks)[:, None]
 
 
+@dataclass
+class SliceMixture:
+    """Where training slices come from: real cases, domain-randomised synthetic slices, cohort cases.
+
+    ``contrasts``: the input channels in order (``ANY_CONTRAST`` for a one-channel model, which is
+    shown one random contrast of a real case, one synthetic contrast, or a cohort T1).
+    ``weights``: the share of real, synthetic and cohort slices in a batch.
+    """
+
+    real: list = field(default_factory=list)
+    cohort: TrainingCases | None = None
+    contrasts: tuple[str, ...] = ANY_CONTRAST
+    weights: tuple[float, float, float] = (0.45, 0.35, 0.20)
+    pixel_mm: float = 2.0
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the network: one for a single-contrast model."""
+        return 1 if self.contrasts == ANY_CONTRAST else len(self.contrasts)
+
+    def describe(self) -> dict:
+        """What the mixture holds, for the checkpoint's metadata."""
+        return {"real": [c.name for c in self.real], "cohort": len(self.cohort.images) if self.cohort else 0,
+                "weights": list(self.weights), "contrasts": list(self.contrasts)}
+
+    def _source(self, rng: np.random.Generator) -> str:
+        weights = np.array([w if ok else 0.0 for w, ok in zip(
+            self.weights, (bool(self.real), True, self.cohort is not None and self.channels == 1), strict=True)])
+        return ("real", "synth", "cohort")[rng.choice(3, p=weights / weights.sum())]
+
+    def one(self, roi: int, rng: np.random.Generator, cohort_index=None) -> tuple[np.ndarray, np.ndarray]:
+        """One ``(C, roi, roi)`` image and ``(roi, roi)`` mask."""
+        from .realdata import real_slice
+        from .synth import synth_slice
+
+        source = self._source(rng)
+        if source == "real":
+            case = self.real[rng.integers(len(self.real))]
+            if self.channels == 1:
+                names = [c for c in case.contrasts]
+                wanted: tuple[str, ...] = (names[rng.integers(len(names))],)
+            else:
+                wanted = self.contrasts
+            return real_slice(case, rng, wanted, roi, self.pixel_mm)
+        if source == "synth":
+            return synth_slice(rng, self.channels, roi, self.pixel_mm)
+        x, y = sample_batch(self.cohort, cohort_index, 1, roi, rng)  # type: ignore[arg-type]
+        return x[0], y[0, 0]
+
+    def batch(self, size: int, roi: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A batch ``(B, C, roi, roi)`` of images and ``(B, 1, roi, roi)`` of masks."""
+        if self.cohort is not None and not hasattr(self, "_cohort_index"):
+            self._cohort_index = _slice_index(self.cohort)
+        pairs = [self.one(roi, rng, getattr(self, "_cohort_index", None)) for _ in range(size)]
+        return (np.stack([p[0] for p in pairs]).astype(np.float32),
+                np.stack([p[1] for p in pairs])[:, None].astype(np.float32))
+
+
+@dataclass
+class SlicePool:
+    """Pre-drawn augmented slices per source, reused across training runs (folds, models).
+
+    Drawing a domain-randomised slice costs 10-20 ms; a training step of the U-Net about as much
+    as 16 of them. Drawing every source once into a pool and sampling batches from it (with fresh
+    flips, quarter turns and gamma) makes a leave-one-case-out study affordable on two cores.
+    ``images[source]``: ``(N, C, roi, roi)`` float16; ``masks[source]``: ``(N, roi, roi)`` uint8; real
+    cases are sources of their own (``real:NAME``) so a fold can leave one out.
+    """
+
+    images: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    contrasts: tuple[str, ...]
+    pixel_mm: float = 2.0
+
+    def save(self, path: str | Path) -> Path:
+        """Write the pool as one ``.npz`` (atomic)."""
+        from ..io import atomic_path
+
+        arrays = {f"img|{k}": v for k, v in self.images.items()} | {f"msk|{k}": v for k, v in self.masks.items()}
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, contrasts=np.array(self.contrasts), pixel_mm=self.pixel_mm, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SlicePool:
+        """Read a pool written by ``save``."""
+        with np.load(path) as data:
+            images = {k[4:]: data[k] for k in data.files if k.startswith("img|")}
+            masks = {k[4:]: data[k] for k in data.files if k.startswith("msk|")}
+            return cls(images, masks, tuple(str(c) for c in data["contrasts"]), float(data["pixel_mm"]))
+
+
+def build_pool(mixture: SliceMixture, *, per_case: int, synth: int, cohort: int, roi: int, seed: int,
+               show_progress: bool = True) -> SlicePool:
+    """Draw every source of ``mixture`` into a ``SlicePool`` (two channels of independent synthetic contrasts)."""
+    from .realdata import real_slice
+    from .synth import synth_slice
+
+    rng = np.random.default_rng(seed)
+    images: dict[str, list] = {}
+    masks: dict[str, list] = {}
+    jobs = [(f"real:{c.name}", per_case) for c in mixture.real] + [("synth", synth)]
+    if mixture.cohort is not None:
+        jobs.append(("cohort", cohort))
+    cohort_index = _slice_index(mixture.cohort) if mixture.cohort is not None else None
+    cases = {f"real:{c.name}": c for c in mixture.real}
+    channels = max(len(mixture.contrasts), 2) if mixture.contrasts != ANY_CONTRAST else 2
+    for source, n in jobs:
+        for _ in progress(range(n), desc=f"pool {source}", enable=None if show_progress else False):
+            if source in cases:
+                x, y = real_slice(cases[source], rng, mixture.contrasts if mixture.channels > 1
+                                  else tuple(cases[source].contrasts), roi, mixture.pixel_mm)
+            elif source == "synth":
+                x, y = synth_slice(rng, channels, roi, mixture.pixel_mm)
+            else:
+                xb, yb = sample_batch(mixture.cohort, cohort_index, 1, roi, rng)  # type: ignore[arg-type]
+                x, y = np.repeat(xb[0], channels, axis=0), yb[0, 0]
+            images.setdefault(source, []).append(x.astype(np.float16))
+            masks.setdefault(source, []).append(y.astype(np.uint8))
+    return SlicePool({k: np.stack(v) for k, v in images.items()}, {k: np.stack(v) for k, v in masks.items()},
+                     mixture.contrasts, mixture.pixel_mm)
+
+
+@dataclass
+class PoolSampler:
+    """Batches from a ``SlicePool``: sources weighted, a random channel for one-channel models, flips, gamma."""
+
+    pool: SlicePool
+    channels: int
+    weights: dict[str, float]
+    pixel_mm: float = 2.0
+
+    @property
+    def contrasts(self) -> tuple[str, ...]:
+        """The checkpoint's contrasts: the pool's for a multi-channel model, any for one channel."""
+        return ANY_CONTRAST if self.channels == 1 else self.pool.contrasts
+
+    def describe(self) -> dict:
+        """Sources and weights, for the checkpoint's metadata."""
+        return {"sources": {k: int(len(v)) for k, v in self.pool.images.items() if k in self.weights},
+                "weights": self.weights, "contrasts": list(self.contrasts)}
+
+    def batch(self, size: int, roi: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, C, roi, roi)`` images and ``(B, 1, roi, roi)`` masks."""
+        names = sorted(self.weights)
+        p = np.array([self.weights[n] for n in names], float)
+        xs, ys = [], []
+        for source in rng.choice(names, size=size, p=p / p.sum()):
+            i = rng.integers(len(self.pool.images[source]))
+            x = self.pool.images[source][i].astype(np.float32)
+            y = self.pool.masks[source][i].astype(np.float32)
+            if self.channels == 1:
+                x = x[rng.integers(len(x))][None]
+            k = int(rng.integers(4))
+            x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
+            if rng.random() < 0.5:
+                x, y = x[:, :, ::-1], y[:, ::-1]
+            x = np.clip(x, 0, None) ** rng.uniform(0.8, 1.25)
+            xs.append(x)
+            ys.append(y)
+        return np.stack(xs).astype(np.float32), np.stack(ys)[:, None].astype(np.float32)
+
+
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 
 
@@ -128,11 +292,17 @@ def tune_threshold(segmenter, validation: TrainingCases) -> tuple[float, float]:
     return THRESHOLDS[best], float(means[best])
 
 
-def train_segmenter(out: str | Path, *, cases: TrainingCases, steps: int = 2000, batch: int = 16, roi: int = 96,
-                    lr: float = 1e-3, seed: int = 1, command: str = "", device: str | None = None,
+def train_segmenter(out: str | Path, *, cases: TrainingCases | None = None, steps: int = 2000, batch: int = 16,
+                    roi: int = 96, lr: float = 1e-3, seed: int = 1, command: str = "", device: str | None = None,
                     validation: TrainingCases | None = None,
-                    on_step: Callable[[int, float], None] | None = None) -> tuple[Path, TrainingLog]:
-    """Train the U-Net for ``steps`` batches and save it with its recipe to ``out``."""
+                    on_step: Callable[[int, float], None] | None = None,
+                    mixture: SliceMixture | None = None, threshold: float | None = None,
+                    extra_meta: dict | None = None) -> tuple[Path, TrainingLog]:
+    """Train the U-Net for ``steps`` batches and save it with its recipe to ``out``.
+
+    Batches come from ``mixture`` (real, synthetic and cohort slices; its channels and contrasts go
+    into the checkpoint) or, without one, from the cohort ``cases`` alone.
+    """
     import torch
     from monai.losses import DiceCELoss
 
@@ -142,15 +312,16 @@ def train_segmenter(out: str | Path, *, cases: TrainingCases, steps: int = 2000,
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = pick_device(device)
-    net = build_unet().to(dev)
+    in_channels = mixture.channels if mixture is not None else 1
+    net = build_unet({"in_channels": in_channels}).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     loss_fn = DiceCELoss(sigmoid=True, batch=True, smooth_nr=1.0, smooth_dr=1.0)
-    index = _slice_index(cases)
+    index = _slice_index(cases) if mixture is None else None
     log, running, start = TrainingLog(), [], time.perf_counter()
     net.train()
     for step in progress(range(steps), desc="train-segmenter"):
-        x, y = sample_batch(cases, index, batch, roi, rng)
+        x, y = mixture.batch(batch, roi, rng) if mixture is not None else sample_batch(cases, index, batch, roi, rng)
         x, y = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
         opt.zero_grad()
         loss = loss_fn(net(x), y)
@@ -165,9 +336,10 @@ def train_segmenter(out: str | Path, *, cases: TrainingCases, steps: int = 2000,
                 on_step(step + 1, log.losses[-1])
     log.seconds = time.perf_counter() - start
     meta = {"command": command, "seed": seed, "steps": steps, "batch": batch, "lr": lr,
-            "cases": len(cases.images), "train_seconds": round(log.seconds, 1), "final_loss": log.losses[-1]}
+            "cases": len(cases.images) if cases is not None else mixture.describe(),  # type: ignore[union-attr]
+            "train_seconds": round(log.seconds, 1), "final_loss": log.losses[-1], **(extra_meta or {})}
     net.eval()
-    threshold = 0.5
+    threshold = 0.5 if threshold is None else threshold
     if validation is not None:
         from .builtin import SliceUNetSegmenter
 
@@ -175,4 +347,94 @@ def train_segmenter(out: str | Path, *, cases: TrainingCases, steps: int = 2000,
                                     "state_dict": net.cpu().state_dict()}, device="cpu")
         threshold, meta["validation_dice"] = tune_threshold(probe, validation)
         meta["validation_cases"] = len(validation.images)
-    return save_checkpoint(net.cpu(), out, pixel_mm=cases.pixel_mm, roi=roi, meta=meta, threshold=threshold), log
+    pixel_mm = mixture.pixel_mm if mixture is not None else cases.pixel_mm  # type: ignore[union-attr]
+    contrasts = mixture.contrasts if mixture is not None else ANY_CONTRAST
+    return save_checkpoint(net.cpu(), out, pixel_mm=pixel_mm, roi=roi, meta=meta, threshold=threshold,
+                           arch={"in_channels": in_channels}, contrasts=contrasts), log
+
+
+#: batch shares per source: the multi-contrast model never sees cohort slices (T1 only)
+MULTI_WEIGHTS = {"real": 0.55, "synth": 0.45}
+SINGLE_WEIGHTS = {"real": 0.45, "synth": 0.35, "cohort": 0.20}
+
+
+def pool_sampler(pool: SlicePool, *, channels: int, holdout: tuple[str, ...] = ()) -> PoolSampler:
+    """A sampler over ``pool`` without the held-out real cases, with the default source shares."""
+    shares = SINGLE_WEIGHTS if channels == 1 else MULTI_WEIGHTS
+    real = [k for k in pool.images if k.startswith("real:") and k[5:] not in holdout]
+    weights = {k: shares["real"] / max(len(real), 1) for k in real}
+    weights["synth"] = shares["synth"]
+    if "cohort" in shares and "cohort" in pool.images:
+        weights["cohort"] = shares["cohort"]
+    return PoolSampler(pool, channels, weights, pool.pixel_mm)
+
+
+@dataclass(frozen=True)
+class PoolRecipe:
+    """How the shared slice pool is drawn (the shipped models' values are the defaults)."""
+
+    per_case: int = 1500
+    synth: int = 5000
+    cohort_cases: int = 40
+    cohort_seed: int = 1
+    cohort_slices: int = 2500
+    seed: int = 11
+    roi: int = 96
+
+
+def pool_for(data_dir: str | Path, recipe: PoolRecipe = PoolRecipe(), *, cache: str | Path | None = None,
+             show_progress: bool = True) -> SlicePool:
+    """The slice pool of every case in ``data_dir`` plus synthetic and cohort slices; reused from ``cache``."""
+    from ..io import write_text
+
+    if cache is not None and Path(cache).is_file():
+        meta = Path(str(cache) + ".json")
+        if meta.is_file() and meta.read_text() == repr((str(Path(data_dir).resolve()), recipe)):
+            return SlicePool.load(cache)
+    real = [load_training_case(p) for p in training_case_folders(data_dir)]
+    cohort = cohort_cases(recipe.cohort_cases, recipe.cohort_seed, show_progress=show_progress)
+    mixture = SliceMixture(real=real, cohort=cohort, contrasts=("flair", "t1c"))
+    pool = build_pool(mixture, per_case=recipe.per_case, synth=recipe.synth, cohort=recipe.cohort_slices,
+                      roi=recipe.roi, seed=recipe.seed, show_progress=show_progress)
+    if cache is not None:
+        pool.save(cache)
+        write_text(str(cache) + ".json", repr((str(Path(data_dir).resolve()), recipe)))
+    return pool
+
+
+def training_case_folders(data_dir: str | Path) -> list[Path]:
+    """The case folders (FLAIR + T1c + label) of ``data_dir``, sorted; one-line error when there are none."""
+    from ..errors import InputError
+
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise InputError("not a folder of case folders", folder)
+    found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise InputError("holds no case folders (each with FLAIR, T1c and a label file)", folder)
+    return found
+
+
+def load_training_case(folder: Path):
+    """One real training case with its whole-tumour mask (``realdata.load_real_case``)."""
+    from .realdata import load_real_case
+
+    return load_real_case(folder)
+
+
+def heldout_dice(path: str | Path, folders: list[Path], channels: int) -> dict[str, float]:
+    """Whole-tumour Dice of the model at ``path`` on each held-out case (per contrast for one channel)."""
+    import torch
+
+    from ..quality.dice import dice_score
+    from .builtin import SliceUNetSegmenter
+
+    seg = SliceUNetSegmenter(torch.load(path, weights_only=True), source=str(path), device="cpu")
+    out: dict[str, float] = {}
+    for folder in folders:
+        case = load_training_case(folder)
+        views = [tuple(case.contrasts)] if channels > 1 else [(c,) for c in case.contrasts]
+        for names in views:
+            mask = seg.segment_contrasts({c: case.contrasts[c] for c in names}, case.spacing_zyx)
+            out[f"{case.name}:{'+'.join(names)}"] = round(dice_score(mask, case.mask), 4)
+    return out

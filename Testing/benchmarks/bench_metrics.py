@@ -21,16 +21,18 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-from scipy import linalg
+from GenMedEvalLib.threads import prepare_environment, set_threads
 
-from GenMedEvalLib import metrics as M
+prepare_environment()  # idle OpenMP/OpenBLAS workers sleep instead of spinning: no pause is needed between calls
+
+import numpy as np  # noqa: E402
+from scipy import linalg  # noqa: E402
+
+from GenMedEvalLib import metrics as M  # noqa: E402
 
 
 def timed(fn):
-    """``(fn(), seconds)``, after half a second idle: OpenMP workers of the previous call (torch's spin
-    about 0.2 s after a parallel region) would otherwise compete with this call's BLAS threads."""
-    time.sleep(0.5)
+    """``(fn(), seconds)``, timed back to back (the pools are sized once by ``threads.set_threads``)."""
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
@@ -173,7 +175,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (N=2000, d=512)")
     parser.add_argument("--repeat", type=int, default=2, help="back-to-back repetitions of FD and PRDC")
     parser.add_argument("--only", default="fd,prdc,memory,kid,suite", help="comma-separated sections")
+    parser.add_argument("--threads", type=int, default=None, help="threads of every pool (default: the idle cores)")
     args = parser.parse_args(argv)
+    print(f"threads: {set_threads(args.threads)} (BLAS, OpenMP and torch pools together)")
     only = set(args.only.split(","))
     n, d = (2000, 512) if args.quick else (10_000, 2048)
     x, y = features(n, d, 1), features(n, d, 2, shift=0.05)

@@ -1,28 +1,37 @@
 """GenMedEval headless: the module's logic from the command line, inside Slicer or on the slicer-core wheel.
 
-    Slicer --no-main-window --python-script GenMedEval/batch.py -- --volume case.nii.gz --mask mask.nii.gz \
+    Slicer --no-main-window --python-script Scripts/batch.py --volume case.nii.gz --mask mask.nii.gz \\
         --perturbation boundary_blur --param sigma=2 --segment --out results/ [--scene results/scene.mrb]
-    python GenMedEval/batch.py --volume ...          (the same with the slicer-core / trame-slicer wheels)
+    python GenMedEval/Scripts/batch.py --volume ...   (the same with the slicer-core / trame-slicer wheels)
 
 Loads the volume (and mask) into the MRML scene, optionally perturbs it, evaluates a folder against a
 reference folder, segments and predicts the Dice, writes the nodes' contents to --out and, with
---scene, the whole scene as a .mrb bundle. Bad input: one line on stderr, exit status 2.
+--scene, the whole scene as a .mrb bundle. Exit status on every path: 0 done, 2 bad input (one line
+on stderr), 1 anything else (with its traceback); inside Slicer through ``slicer.util.exit``, so a
+windowless Slicer never stays running.
+
+The script lives in the module's ``Scripts/`` folder (installed there as a resource): a ``.py`` in the
+module's top folder would be loaded by Slicer as a module at every start.
 """
 
 import argparse
 import os
 import sys
+import traceback
 
 
 def _library_on_path() -> None:
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (here, os.path.dirname(here)):
-        if os.path.isdir(os.path.join(candidate, "GenMedEvalLib")) and candidate not in sys.path:
-            sys.path.insert(0, candidate)
+    """``GenMedEvalLib`` beside the module (installed: ``Scripts/..``) or at the repository root (``GenMedEval/..``)."""
+    scripts = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.dirname(scripts), os.path.dirname(os.path.dirname(scripts))):
+        if os.path.isdir(os.path.join(candidate, "GenMedEvalLib")):
+            if candidate not in sys.path:
+                sys.path.insert(0, candidate)
+            return
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="GenMedEval/batch.py", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="batch.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--volume", required=True, help="input volume (NIfTI, NRRD, MHA)")
     parser.add_argument("--mask", help="tumour mask (label map) of the volume")
     parser.add_argument("--perturbation", help="a per-volume perturbation (see `genmedeval perturb --list`)")
@@ -37,18 +46,34 @@ def parse_args(argv):
     parser.add_argument("--quality-model", help="quality predictor weights (default: the shipped ones)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--scene", help="also save the scene as this .mrb bundle")
-    return parser.parse_args(argv)
+    return parser
+
+
+def script_arguments(argv: list) -> list:
+    """The script's own arguments from what Slicer (or Python) put after the script in ``sys.argv``.
+
+    ``Slicer --python-script SCRIPT ARGS`` gives ``sys.argv == [SCRIPT, *ARGS]``; a leading ``--``
+    (written by older instructions) is dropped instead of ending argparse's option parsing.
+    """
+    return argv[1:] if argv[:1] == ["--"] else list(argv)
+
+
+def parse_args(argv):
+    return build_parser().parse_args(script_arguments(argv))
+
+
+def in_slicer() -> bool:
+    """True inside the Slicer application (``slicer.app`` exists only there, not in PythonSlicer or the wheels)."""
+    slicer = sys.modules.get("slicer")
+    return slicer is not None and getattr(slicer, "app", None) is not None
 
 
 def scene_and_app():
     """Slicer's scene when running inside Slicer, else a scene from the trame-slicer wheel."""
-    try:
+    if in_slicer():
         import slicer
 
-        if getattr(slicer, "mrmlScene", None) is not None:
-            return slicer.mrmlScene, None
-    except ImportError:
-        pass
+        return slicer.mrmlScene, None
     from GenMedEvalLib import mrml
 
     app = mrml.get_app()
@@ -69,7 +94,7 @@ def parse_params(pairs):
 
 
 def run(args) -> list:
-    """Do what the arguments ask; return the paths written."""
+    """Do what the arguments ask; return the paths written. Inputs are read before any scene is built."""
     from pathlib import Path
 
     from GenMedEvalLib import mrml
@@ -80,14 +105,14 @@ def run(args) -> list:
     if bool(args.reference) != bool(args.evaluated):
         raise ParameterError("give both --reference and --evaluated")
     params = parse_params(args.param)
+    volume = read_volume(args.volume)
+    mask = read_mask(args.mask, like=volume) if args.mask else None
     scene, app = scene_and_app()
     logic = SceneLogic(scene)
     out = Path(args.out)
-    volume = read_volume(args.volume)
     volume_node = mrml.add_volume_node(scene, volume, volume.name)
     mask_node = None
-    if args.mask:
-        mask = read_mask(args.mask, like=volume)
+    if mask is not None:
         mask_node = mrml.add_volume_node(scene, volume, f"{volume.name}_mask", array=mask.array, label=True)
     written = []
     if args.perturbation:
@@ -105,8 +130,8 @@ def run(args) -> list:
         segmentation, score, table = logic.segment_and_score(volume_node, segmenter=args.segmenter,
                                                              predictor=args.quality_model,
                                                              truth_node=mask_node)
-        mask = mrml.mask_from_node(scene, segmentation, volume_node)
-        written.append(write_volume(volume, out / f"{volume.name}_segmentation.nii.gz", mask))
+        segmented = mrml.mask_from_node(scene, segmentation, volume_node)
+        written.append(write_volume(volume, out / f"{volume.name}_segmentation.nii.gz", segmented))
         written.append(logic.export_table(table, out / "downstream.csv"))
         print(f"predicted Dice: {score:.3f}" if score == score else "the segmenter found no tumour")
     if args.scene:
@@ -122,27 +147,40 @@ def run(args) -> list:
 
 
 def main(argv=None) -> int:
-    """Parse, run, report; user errors become one line and exit status 2."""
-    _library_on_path()
-    from GenMedEvalLib.errors import GenMedEvalError
-
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    """Parse, run, report: 0 done, 2 bad input or arguments (one line), 1 any other failure (traceback)."""
     try:
+        _library_on_path()
+        from GenMedEvalLib.errors import GenMedEvalError
+    except Exception:
+        traceback.print_exc()
+        return 1
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
         for path in run(args):
             print(f"wrote {path}")
+        return 0
+    except SystemExit as exc:  # argparse: --help (0) or bad arguments (2, its message already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     except GenMedEvalError as exc:
         print(f"GenMedEval batch: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    except Exception as exc:
+        traceback.print_exc()
+        print(f"GenMedEval batch: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def finish(status: int) -> None:
+    """Leave with ``status``: Slicer's own exit inside the application (it stops the event loop), else sys.exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if in_slicer():
+        import slicer
+
+        slicer.util.exit(status)
+        return
+    sys.exit(status)
 
 
 if __name__ == "__main__":
-    status = main()
-    try:  # inside Slicer, leave the application with the status
-        import slicer
-
-        if getattr(slicer, "app", None) is not None:
-            slicer.util.exit(status)
-    except ImportError:
-        pass
-    sys.exit(status)
+    finish(main())

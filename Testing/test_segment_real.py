@@ -1,0 +1,178 @@
+"""The segmenter for real scans: synthetic and real training slices, multi-contrast models, routing, accuracy.
+
+Accuracy floors are measured on cases the shipped models never saw: the clinical MRI in
+``../shared/data/real/`` (post-contrast T1, skull on, 6.5 mm slices; never used in training).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from GenMedEvalLib.errors import InputError
+from GenMedEvalLib.quality.dice import dice_score
+from GenMedEvalLib.segment.builtin import ANY_CONTRAST, ContrastRouter, SliceUNetSegmenter, build_unet, save_checkpoint
+from GenMedEvalLib.segment.realdata import RealCase, real_slice
+from GenMedEvalLib.segment.synth import TUMOUR_LABELS, add_tumour_labels, synth_slice, tissue_slices
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+def test_synthetic_slices_are_seeded_in_range_and_masks_are_the_tumour_labels():
+    a = synth_slice(np.random.default_rng(5), 2, 64)
+    b = synth_slice(np.random.default_rng(5), 2, 64)
+    np.testing.assert_array_equal(a[0], b[0])
+    image, mask = a
+    assert image.shape == (2, 64, 64) and mask.shape == (64, 64)
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    assert not np.array_equal(image[0], image[1])  # each contrast draws its own intensities
+    labels = tissue_slices(2.0).labels[20]
+    painted = add_tumour_labels(labels, np.random.default_rng(0), 2.0)
+    tumour = np.isin(painted, TUMOUR_LABELS)
+    assert tumour.any() and not np.isin(labels, TUMOUR_LABELS).any()
+    assert np.all((labels[tumour] >= 1) & (labels[tumour] <= 3))  # tumours grow only inside brain tissue
+
+
+def _toy_case() -> RealCase:
+    z, y, x = np.indices((20, 40, 40))
+    mask = ((z - 10) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 < 36).astype(np.uint8)
+    brain = ((y - 20) ** 2 + (x - 20) ** 2 < 300).astype(np.float32)
+    flair = np.clip(0.4 * brain + 0.5 * mask, 0, 1).astype(np.float32)
+    t1c = np.clip(0.6 * brain - 0.3 * mask, 0, 1).astype(np.float32)
+    return RealCase("toy", {"flair": flair, "t1c": t1c}, mask, (1.0, 1.0, 1.0))
+
+
+def test_real_slices_keep_image_and_label_aligned_and_are_seeded():
+    case = _toy_case()
+    a = real_slice(case, np.random.default_rng(1), ("flair", "t1c"), 32, pixel_mm=1.0, tumour_fraction=1.0)
+    b = real_slice(case, np.random.default_rng(1), ("flair", "t1c"), 32, pixel_mm=1.0, tumour_fraction=1.0)
+    np.testing.assert_array_equal(a[0], b[0])
+    image, label = a
+    assert image.shape == (2, 32, 32) and set(np.unique(label)) <= {0.0, 1.0}
+    assert label.any()  # seed 1 keeps the tumour in view
+    assert image[0][label > 0].mean() > image[0][label == 0].mean() + 0.2  # label sits where FLAIR is brightest
+    assert image[1][label > 0].mean() < image[1][label == 0].mean() + 0.1
+
+
+def _model(tmp_path: Path, name: str, channels: int, contrasts: tuple[str, ...]) -> SliceUNetSegmenter:
+    torch.manual_seed(0)
+    net = build_unet({"in_channels": channels, "channels": (4, 8), "strides": (2,)})
+    path = save_checkpoint(net, tmp_path / name, pixel_mm=2.0, roi=32, meta={}, contrasts=contrasts,
+                           arch={"in_channels": channels, "channels": (4, 8), "strides": (2,)})
+    return SliceUNetSegmenter(torch.load(path, weights_only=True), source=str(path), device="cpu")
+
+
+def test_router_sends_flair_t1c_cases_to_the_multi_contrast_model(tmp_path):
+    multi = _model(tmp_path, "multi.pt", 2, ("flair", "t1c"))
+    single = _model(tmp_path, "single.pt", 1, ANY_CONTRAST)
+    router = ContrastRouter(multi, single)
+    assert router.pick(["t1c", "flair"]) is multi
+    assert router.pick(["t1c"]) is single and router.pick(["flair", "t2"]) is single
+    case = _toy_case()
+    both = router.segment_contrasts(case.contrasts, case.spacing_zyx)
+    expected = multi.segment_contrasts(case.contrasts, case.spacing_zyx)
+    np.testing.assert_array_equal(both, expected)
+    one = router.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx)
+    np.testing.assert_array_equal(one, single.segment(case.contrasts["t1c"], case.spacing_zyx))
+    with pytest.raises(InputError, match="lacks flair"):
+        multi.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx)
+
+
+def test_single_contrast_model_reads_the_preferred_contrast(tmp_path):
+    single = _model(tmp_path, "single.pt", 1, ANY_CONTRAST)
+    case = _toy_case()
+    both = single.segment_contrasts({"t1c": case.contrasts["t1c"], "flair": case.contrasts["flair"]}, (1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(both, single.segment(case.contrasts["flair"], (1.0, 1.0, 1.0)))
+
+
+def test_pool_training_cli_path_is_seeded_and_respects_holdout(tmp_path):
+    from GenMedEvalLib.segment.train import PoolSampler, SlicePool, pool_sampler, train_segmenter
+
+    rng = np.random.default_rng(0)
+    images = {k: rng.random((6, 2, 32, 32)).astype(np.float16) for k in ("real:a", "real:b", "synth", "cohort")}
+    masks = {k: (rng.random((6, 32, 32)) > 0.7).astype(np.uint8) for k in images}
+    pool = SlicePool(images, masks, ("flair", "t1c"))
+    pool = SlicePool.load(pool.save(tmp_path / "pool.npz"))
+    sampler = pool_sampler(pool, channels=2, holdout=("b",))
+    assert isinstance(sampler, PoolSampler) and "real:b" not in sampler.weights and "cohort" not in sampler.weights
+    single = pool_sampler(pool, channels=1)
+    assert {"real:a", "real:b", "synth", "cohort"} == set(single.weights)
+    x, y = single.batch(4, 32, np.random.default_rng(0))
+    assert x.shape == (4, 1, 32, 32) and y.shape == (4, 1, 32, 32)
+    paths = [train_segmenter(tmp_path / f"{n}.pt", mixture=sampler, steps=2, batch=2, roi=32, seed=4, threshold=0.5)[0]
+             for n in ("a", "b")]
+    a, b = (torch.load(p, weights_only=True) for p in paths)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a["contrasts"] == ["flair", "t1c"] and a["arch"]["in_channels"] == 2
+
+
+BRATS = SHARED / "brats" / "pat0005"
+
+
+@pytest.mark.skipif(not BRATS.is_dir(), reason="../shared/data/real/brats/ is absent")
+def test_shipped_pair_routes_a_brats_case_to_the_flair_t1c_model_and_finds_its_tumour():
+    """pat0005 is a training case of the FLAIR + T1c model (its held-out Dice is in Resources/Models/README.md:
+    the leave-one-case-out study); the one-contrast model, trained on synthetic brains only, misses it."""
+    from GenMedEvalLib.segment import load_segmenter
+    from GenMedEvalLib.segment.realdata import load_real_case
+
+    case = load_real_case(BRATS)
+    router = load_segmenter()
+    assert router.pick(list(case.contrasts)) is router.multi
+    both = dice_score(router.segment_contrasts(case.contrasts, case.spacing_zyx), case.mask)
+    alone = dice_score(router.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx), case.mask)
+    assert both >= 0.7 and alone < 0.3
+
+
+def test_shipped_flair_t1c_model_is_verified_by_sha256(tmp_path, monkeypatch):
+    from GenMedEvalLib.features.weights import WeightsUnavailable
+    from GenMedEvalLib.segment import load_segmenter
+    from GenMedEvalLib.segment.loader import default_segmenter_path
+
+    models = tmp_path / "Models"
+    models.mkdir()
+    for name in ("segmenter.pt", "segmenter_flair_t1c.pt"):
+        data = bytearray((default_segmenter_path().parent / name).read_bytes())
+        if name == "segmenter_flair_t1c.pt":
+            data[-100] ^= 0xFF
+        (models / name).write_bytes(bytes(data))
+    monkeypatch.setenv("GENMEDEVAL_RESOURCES", str(tmp_path))
+    with pytest.raises(WeightsUnavailable, match="SHA-256"):
+        load_segmenter()
+
+
+def _write_case_folder(folder: Path) -> None:
+    from GenMedEvalLib.io import Volume, write_volume
+
+    case = _toy_case()
+    write_volume(Volume(case.contrasts["flair"] * 100), folder / "Flair.nii.gz")
+    write_volume(Volume(case.contrasts["t1c"] * 100), folder / "T1c.nii.gz")
+    write_volume(Volume(case.mask.astype(np.float32) * 2), folder / "seg.nii.gz")
+
+
+def test_pool_from_case_folders_is_cached_and_seeded(tmp_path):
+    from GenMedEvalLib.segment.train import PoolRecipe, pool_for
+
+    for name in ("c1", "c2"):
+        _write_case_folder(tmp_path / "data" / name)
+    recipe = PoolRecipe(per_case=3, synth=2, cohort_cases=1, cohort_slices=2, roi=32)
+    a = pool_for(tmp_path / "data", recipe, cache=tmp_path / "pool.npz", show_progress=False)
+    b = pool_for(tmp_path / "data", recipe, show_progress=False)  # drawn again, not read from the cache
+    assert set(a.images) == {"real:c1", "real:c2", "synth", "cohort"} and a.images["real:c1"].shape == (3, 2, 32, 32)
+    for key in a.images:
+        np.testing.assert_array_equal(a.images[key], b.images[key])
+    cached = pool_for(tmp_path / "data", recipe, cache=tmp_path / "pool.npz", show_progress=False)
+    np.testing.assert_array_equal(cached.masks["real:c2"], a.masks["real:c2"])
+
+
+def test_train_segmenter_cli_rejects_an_unknown_holdout(tmp_path, capsys):
+    from GenMedEvalLib.cli import main
+
+    _write_case_folder(tmp_path / "data" / "c1")
+    code = main(["train-segmenter", "--data", str(tmp_path / "data"), "--holdout", "nope", "--out", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope" in err and err.count("\n") == 1 and not (tmp_path / "m.pt").exists()
