@@ -14,7 +14,13 @@ import torch
 
 from GenMedEvalLib.errors import InputError
 from GenMedEvalLib.quality.dice import dice_score
-from GenMedEvalLib.segment.builtin import ANY_CONTRAST, ContrastRouter, SliceUNetSegmenter, build_unet, save_checkpoint
+from GenMedEvalLib.segment.builtin import (
+    ANY_CONTRAST,
+    ContrastRouter,
+    SliceUNetSegmenter,
+    build_unet,
+    save_checkpoint,
+)
 from GenMedEvalLib.segment.realdata import RealCase, real_slice
 from GenMedEvalLib.segment.synth import TUMOUR_LABELS, add_tumour_labels, synth_slice, tissue_slices
 

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "study) on its eval split against its reference split with upstream metrics from cached "
                        "features and downstream predicted Dice, a Phase 2 comparison, and write report.html.")
     p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--data", type=Path, default=None,
+                   help="a folder of real case folders with tumour labels (e.g. BraTS): run the study on them instead "
+                   "of the built-in cohort (alternating eval/reference split; see the README)")
     p.add_argument("--n", type=int, default=40, help="cohort size (default 40)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--encoder", default=None, help="default: the offline domain encoder when shipped, else inception")
@@ -44,12 +47,12 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.demo import run_demo
     from ..outputs import check_output_folder, claim_run_folder
 
-    check_output_folder(args.out, resume=True, option="--out")  # a folder of other files is never written into
+    check_output_folder(args.out, inputs=[args.data], resume=True, option="--out")  # never into an input or a foreign folder
     claim_run_folder(args.out, "demo")
     start = time.perf_counter()
     report = run_demo(args.out, n=args.n, seed=args.seed, encoder=args.encoder, max_slices=args.max_slices,
                       tumour_slices=args.tumour_slices, bootstrap=args.bootstrap, downstream=not args.no_downstream,
-                      downstream_max_volumes=args.downstream_volumes or None)
+                      downstream_max_volumes=args.downstream_volumes or None, data=args.data)
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     print(f"report: {report.resolve()}")
     print(f"tables: {report.parent / 'upstream.csv'}, heat map: {report.parent / 'heatmap.png'}, "

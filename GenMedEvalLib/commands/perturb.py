@@ -158,7 +158,7 @@ def run_perturb(args: argparse.Namespace) -> int:
         raise ParameterError(f"{spec.name} is a set-level perturbation: use 'genmedeval perturb-set'")
     params = _resolve_params(spec, args.level, args.params)
     if not args.input.exists():
-        raise InputError("file or folder not found", args.input)
+        raise InputError("file not found", args.input)
     if args.input.is_dir():
         check_output_folder(args.output, inputs=[args.input], overwrite=args.overwrite)
         items = list_cases(args.input)

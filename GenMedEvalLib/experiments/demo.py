@@ -50,8 +50,13 @@ def demo_config(cohort_dir: Path, *, encoder: str = "domain", max_slices: int = 
 def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.0, encoder: str | None = "domain",
              max_slices: int = DEFAULT_SLICES.max_slices, tumour_slices: int = DEFAULT_SLICES.tumour_slices,
              bootstrap: int = 20, metrics: str = "all",
-             downstream: bool = True, downstream_max_volumes: int | None = None, phase2: bool = True) -> Path:
-    """Run the demo end to end and return the path of ``report.html``."""
+             downstream: bool = True, downstream_max_volumes: int | None = None, phase2: bool = True,
+             data: str | Path | None = None) -> Path:
+    """Run the demo end to end and return the path of ``report.html``.
+
+    ``data``: a folder of real case folders with labels; the study then runs on them
+    (``realdemo``: alternating eval/reference split) instead of on the built-in cohort.
+    """
     from ..cohort import make_cohort
     from .compare import run_compare
     from .report import write_report
@@ -59,11 +64,18 @@ def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.
 
     out = Path(out)
     cohort_dir = out / "cohort"
-    if not (cohort_dir / "cohort.csv").exists():
-        make_cohort(cohort_dir, n=n, seed=seed, spacing=spacing)
-    config = demo_config(cohort_dir, encoder=encoder or "domain", max_slices=max_slices, tumour_slices=tumour_slices,
-                         bootstrap=bootstrap, seed=seed, metrics=metrics, downstream=downstream,
-                         downstream_max_volumes=downstream_max_volumes)
+    if data is not None:
+        from .realdemo import link_real_cohort, real_config
+
+        config = real_config(link_real_cohort(data, out), encoder=encoder or "domain", bootstrap=bootstrap, seed=seed,
+                             metrics=metrics, downstream=downstream, downstream_max_volumes=downstream_max_volumes)
+        config.max_slices, config.tumour_slices = max_slices, tumour_slices
+    else:
+        if not (cohort_dir / "cohort.csv").exists():
+            make_cohort(cohort_dir, n=n, seed=seed, spacing=spacing)
+        config = demo_config(cohort_dir, encoder=encoder or "domain", max_slices=max_slices,
+                             tumour_slices=tumour_slices, bootstrap=bootstrap, seed=seed, metrics=metrics,
+                             downstream=downstream, downstream_max_volumes=downstream_max_volumes)
     run_sweep(config, out, report=False)
     if phase2:
         models = {"unperturbed": config.data["base"]}

@@ -39,7 +39,7 @@ TARGETS = {"dice": 1, "split": 2, "dice_share": 2}
 MIN_SHARE = 0.05  # a slice's mask is at least 5 % of mask + tumour: bounds the tumour a prediction can imply
 DEFAULT_QUALITY = "quality.pt"
 # The shipped file's digest: a changed or corrupt file is refused (retraining: update it and Resources/Models/README.md).
-QUALITY_SHA256 = "6d816145bbd7491465ed98b1b6b3ffee3af41e4bcaa2008df1eda2bc738d4fc4"
+QUALITY_SHA256 = "4d20d0ef99b3d0575095ec2b8b1af009cc1472700a8abfd9e3172c72f2ddc46c"
 
 
 def build_regressor(arch: dict[str, Any] | None = None):
