@@ -148,6 +148,7 @@ class GenMedEvalParameterNode:
     bootstrap: Annotated[int, WithinRange(0, 1000)] = 0
     segmenterPath: pathlib.Path  # unset: the shipped segmenter
     qualityModelPath: pathlib.Path  # unset: the shipped quality model
+    trustBundle: bool = False  # a MONAI bundle segmenter runs its config's code: refused unless ticked
     segmentation: vtkMRMLSegmentationNode
     metricsTable: vtkMRMLTableNode
     downstreamTable: vtkMRMLTableNode
@@ -565,7 +566,7 @@ class GenMedEvalLogic(ScriptedLoadableModuleLogic):
         run = scene_logic.DownstreamRun(pathlib.Path(folder or tempfile.mkdtemp(prefix="GenMedEval-downstream-")))
         withTruth = scene_logic.DownstreamScene(self.sceneLogic).prepare(run, p.inputVolume, p.inputMask)
         steps = run.steps(self.pythonExecutable(), segmenter=p.segmenterPath, predictor=p.qualityModelPath,
-                          with_truth=withTruth)
+                          with_truth=withTruth, trust_bundle=p.trustBundle)
         return run, steps
 
     def loadDownstream(self, p, run):

@@ -639,7 +639,8 @@ class DownstreamRun:
     def table(self) -> Path:
         return self.folder / "downstream.csv"
 
-    def steps(self, python: str, *, segmenter=None, predictor=None, with_truth: bool = False) -> list[JobStep]:
+    def steps(self, python: str, *, segmenter=None, predictor=None, with_truth: bool = False,
+              trust_bundle: bool = False) -> list[JobStep]:
         """One background command: segment the written case, then predict the Dice (unset models: the shipped ones).
 
         One process, so torch and MONAI are imported once; it reports each stage as a progress line.
@@ -652,6 +653,8 @@ class DownstreamRun:
             args += ["--quality-model", given_path(predictor)]
         if with_truth:
             args += ["--truth", self.truth]
+        if trust_bundle:
+            args.append("--trust-bundle")
         return [JobStep(tuple(map(str, args)), "Segmentation and quality prediction")]
 
 
@@ -738,6 +741,8 @@ def downstream_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--truth", help="ground-truth mask: adds the true Dice")
     parser.add_argument("--segmenter", help="segmenter file or MONAI bundle (default: the shipped one)")
     parser.add_argument("--quality-model", help="quality predictor weights (default: the shipped ones)")
+    parser.add_argument("--trust-bundle", action="store_true",
+                        help="allow a MONAI bundle segmenter (its config can run any Python code)")
     args = parser.parse_args(argv)
     try:
         from .quality import load_predictor
@@ -745,7 +750,8 @@ def downstream_main(argv: Sequence[str] | None = None) -> int:
 
         volume = read_volume(args.image)
         truth = read_mask(args.truth, like=volume).array if args.truth else None
-        segmenter, predictor = load_segmenter(args.segmenter), load_predictor(args.quality_model)
+        segmenter = load_segmenter(args.segmenter, trust_bundle=args.trust_bundle)
+        predictor = load_predictor(args.quality_model)
         print("downstream:   0%| segmenting", flush=True)
         mask = segmenter.segment(volume.array, volume.spacing_zyx)
         write_volume(volume, args.segmentation, mask.astype(np.uint8))

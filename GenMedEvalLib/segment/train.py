@@ -117,58 +117,19 @@ def sample_batch(cases: TrainingCases, index: tuple[np.ndarray, np.ndarray], bat
 class SliceMixture:
     """Where training slices come from: real cases, domain-randomised synthetic slices, cohort cases.
 
-    ``contrasts``: the input channels in order (``ANY_CONTRAST`` for a one-channel model, which is
-    shown one random contrast of a real case, one synthetic contrast, or a cohort T1).
-    ``weights``: the share of real, synthetic and cohort slices in a batch.
+    ``contrasts``: the channels the real slices hold, in order (``ANY_CONTRAST``: every contrast of
+    each case). ``build_pool`` draws from all three sources.
     """
 
     real: list = field(default_factory=list)
     cohort: TrainingCases | None = None
     contrasts: tuple[str, ...] = ANY_CONTRAST
-    weights: tuple[float, float, float] = (0.45, 0.35, 0.20)
     pixel_mm: float = 2.0
 
     @property
     def channels(self) -> int:
-        """Input channels of the network: one for a single-contrast model."""
+        """Channels of a real slice: one per named contrast (1 for ``ANY_CONTRAST``)."""
         return 1 if self.contrasts == ANY_CONTRAST else len(self.contrasts)
-
-    def describe(self) -> dict:
-        """What the mixture holds, for the checkpoint's metadata."""
-        return {"real": [c.name for c in self.real], "cohort": len(self.cohort.images) if self.cohort else 0,
-                "weights": list(self.weights), "contrasts": list(self.contrasts)}
-
-    def _source(self, rng: np.random.Generator) -> str:
-        weights = np.array([w if ok else 0.0 for w, ok in zip(
-            self.weights, (bool(self.real), True, self.cohort is not None and self.channels == 1), strict=True)])
-        return ("real", "synth", "cohort")[rng.choice(3, p=weights / weights.sum())]
-
-    def one(self, roi: int, rng: np.random.Generator, cohort_index=None) -> tuple[np.ndarray, np.ndarray]:
-        """One ``(C, roi, roi)`` image and ``(roi, roi)`` mask."""
-        from .realdata import real_slice
-        from .synth import synth_slice
-
-        source = self._source(rng)
-        if source == "real":
-            case = self.real[rng.integers(len(self.real))]
-            if self.channels == 1:
-                names = [c for c in case.contrasts]
-                wanted: tuple[str, ...] = (names[rng.integers(len(names))],)
-            else:
-                wanted = self.contrasts
-            return real_slice(case, rng, wanted, roi, self.pixel_mm)
-        if source == "synth":
-            return synth_slice(rng, self.channels, roi, self.pixel_mm)
-        x, y = sample_batch(self.cohort, cohort_index, 1, roi, rng)  # type: ignore[arg-type]
-        return x[0], y[0, 0]
-
-    def batch(self, size: int, roi: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """A batch ``(B, C, roi, roi)`` of images and ``(B, 1, roi, roi)`` of masks."""
-        if self.cohort is not None and not hasattr(self, "_cohort_index"):
-            self._cohort_index = _slice_index(self.cohort)
-        pairs = [self.one(roi, rng, getattr(self, "_cohort_index", None)) for _ in range(size)]
-        return (np.stack([p[0] for p in pairs]).astype(np.float32),
-                np.stack([p[1] for p in pairs])[:, None].astype(np.float32))
 
 
 @dataclass
@@ -296,12 +257,12 @@ def train_segmenter(out: str | Path, *, cases: TrainingCases | None = None, step
                     roi: int = 96, lr: float = 1e-3, seed: int = 1, command: str = "", device: str | None = None,
                     validation: TrainingCases | None = None,
                     on_step: Callable[[int, float], None] | None = None,
-                    mixture: SliceMixture | None = None, threshold: float | None = None,
+                    mixture: PoolSampler | None = None, threshold: float | None = None,
                     extra_meta: dict | None = None) -> tuple[Path, TrainingLog]:
     """Train the U-Net for ``steps`` batches and save it with its recipe to ``out``.
 
-    Batches come from ``mixture`` (real, synthetic and cohort slices; its channels and contrasts go
-    into the checkpoint) or, without one, from the cohort ``cases`` alone.
+    Batches come from ``mixture`` (a ``PoolSampler`` over real, synthetic and cohort slices; its
+    channels and contrasts go into the checkpoint) or, without one, from the cohort ``cases`` alone.
     """
     import torch
     from monai.losses import DiceCELoss
