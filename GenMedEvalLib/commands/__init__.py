@@ -13,6 +13,18 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-bundle", action="store_true", help=TRUST_HELP)
 
 
+def add_execution_options(parser: argparse.ArgumentParser, *, trust: bool = True, overwrite: str | None = None) -> None:
+    """``--device`` and ``--threads``; ``--trust-bundle`` where a segmenter may be loaded; ``--overwrite`` where a file
+    may be replaced (its help says what)."""
+    from ..threads import add_compute_options
+
+    add_compute_options(parser)
+    if overwrite:
+        parser.add_argument("--overwrite", action="store_true", help=overwrite)
+    if trust:
+        add_trust_option(parser)
+
+
 def at_least(low: int):
     """An argparse type: a whole number >= ``low`` (counts, sizes and seeds are checked before any work)."""
     def parse(text: str) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import at_least
+from . import add_execution_options, at_least
 
 ORDER = 40
 
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("in_dir", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--model", type=Path, default=None, help="segmenter (default: the shipped U-Net)")
-    _execution_options(p, trust=True, overwrite="replace an output folder GenMedEval wrote before")
+    add_execution_options(p, trust=True, overwrite="replace an output folder GenMedEval wrote before")
     p.set_defaults(func=run_segment)
 
     p = sub.add_parser("train-segmenter", help="train the built-in slice-wise U-Net on generated cohort cases")
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", default="",
                    help="with --data: case folder names (comma-separated) left out of training; their Dice is printed")
     p.add_argument("--pool", type=Path, default=None, help="with --data: file caching the drawn slice pool")
-    _execution_options(p, trust=False, overwrite="replace an existing weights file")
+    add_execution_options(p, trust=False, overwrite="replace an existing weights file")
     p.set_defaults(func=run_train_segmenter)
 
     p = sub.add_parser("quality", help="predicted Dice of segmentations without ground truth (EvaNySeg score)",
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=None, help="quality model (default: the shipped one)")
     p.add_argument("--out", type=Path, default=None, help="CSV to write (default IMAGES/../quality.csv)")
     p.add_argument("--slices", action="store_true", help="also write the per-slice breakdown as JSON beside the CSV")
-    _execution_options(p, trust=True, overwrite="replace an existing table (never an input)")
+    add_execution_options(p, trust=True, overwrite="replace an existing table (never an input)")
     add_case_arguments(p)
     p.set_defaults(func=run_quality)
 
@@ -91,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration-cases", type=at_least(0), default=0,
                    help="fit a linear recalibration of the volume score on this many cohort cases of seed 3 "
                    "(default 0: none)")
-    _execution_options(p, trust=True, overwrite="replace an existing weights file and calibration plot")
+    add_execution_options(p, trust=True, overwrite="replace an existing weights file and calibration plot")
     p.set_defaults(func=run_train_quality)
 
     p = sub.add_parser("calibrate-quality", help="fit a quality model's linear recalibration on unseen cases",
@@ -102,19 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cases", type=int, default=16)
     p.add_argument("--seed", type=at_least(0), default=3)
     p.add_argument("--segmenter", type=Path, default=None, help="segmenter whose predictions join the pairs")
-    _execution_options(p, trust=True, overwrite="replace an existing file (needed to recalibrate MODEL in place)")
+    add_execution_options(p, trust=True, overwrite="replace an existing file (needed to recalibrate MODEL in place)")
     p.set_defaults(func=run_calibrate_quality)
-
-
-def _execution_options(parser: argparse.ArgumentParser, *, trust: bool, overwrite: str) -> None:
-    """``--device``, ``--threads``, ``--overwrite`` and, where a segmenter is loaded, ``--trust-bundle``."""
-    from ..threads import add_compute_options
-    from . import add_trust_option
-
-    add_compute_options(parser)
-    parser.add_argument("--overwrite", action="store_true", help=overwrite)
-    if trust:
-        add_trust_option(parser)
 
 
 def _path_or_none(value) -> Path | None:

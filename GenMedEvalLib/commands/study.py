@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import at_least
+from . import add_execution_options, at_least
 
 ORDER = 50
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--write-default", type=Path, default=None, metavar="PATH",
                    help="write the default config (the paper's conditions) to PATH and stop")
     p.add_argument("--no-report", action="store_true", help="tables only")
-    _execution_options(p, overwrite="replace an existing --write-default file")
+    add_execution_options(p, overwrite="replace an existing --write-default file")
     p.set_defaults(func=run_sweep_command)
 
     p = sub.add_parser("compare", help="Phase 2: models against a reference set, upstream, downstream, rank agreement",
@@ -46,23 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--no-downstream", action="store_true", help="skip the segmenter and predicted Dice")
     p.add_argument("--segmenter", default=None)
-    _execution_options(p)
+    add_execution_options(p)
     p.set_defaults(func=run_compare_command)
 
     p = sub.add_parser("report", help="(re)write report.html for a sweep or compare run folder")
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=run_report_command)
-
-
-def _execution_options(parser: argparse.ArgumentParser, overwrite: str | None = None) -> None:
-    """``--device``, ``--threads``, ``--trust-bundle`` (and ``--overwrite`` where a file may be replaced)."""
-    from ..threads import add_compute_options
-    from . import add_trust_option
-
-    add_compute_options(parser)
-    add_trust_option(parser)
-    if overwrite:
-        parser.add_argument("--overwrite", action="store_true", help=overwrite)
 
 
 def _claim_run_folder(out: Path, inputs: list, command: str) -> None:

@@ -28,9 +28,8 @@ from .config import Condition, DataSet, SweepConfig, paper_conditions
 NEEDS_GROUPS = ("density_shift",)
 
 
-def tumour_side(case) -> str:
-    """``left`` or ``right``: the hemisphere (LPS x > 0 is left) of the label's centre of mass; ``none`` without tumour."""
-    label = case.label
+def tumour_side(label) -> str:
+    """``left`` or ``right``: the hemisphere (LPS x > 0 is left) of a label Volume's centre of mass; ``none`` if empty."""
     index = np.argwhere(label.array > 0)
     if len(index) == 0:
         return "none"
@@ -47,8 +46,8 @@ def real_splits(names: list[str]) -> dict[str, str]:
 
 def link_real_cohort(data_dir: str | Path, out: str | Path) -> Path:
     """``OUT/cohort`` with links to the case folders of ``data_dir`` and their ``cohort.csv``; returns it."""
-    from ..cases import read_case
-    from ..io import write_text
+    from ..cases import case_files
+    from ..io import read_mask, write_text
     from ..segment.train import training_case_folders
 
     folders = training_case_folders(data_dir)
@@ -62,13 +61,14 @@ def link_real_cohort(data_dir: str | Path, out: str | Path) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=["name", "label", "group", "split"])
     writer.writeheader()
     for folder in folders:
-        case = read_case(folder)
-        if case.label is None:
+        label_file = case_files(folder).label  # only the label is read here; the sweep reads the case once
+        if label_file is None:
             raise InputError("has no label file: the real-data study needs the tumour labels", folder)
+        label = read_mask(label_file)
         link = images / folder.name
         if not link.exists():
             link.symlink_to(folder.resolve(), target_is_directory=True)
-        writer.writerow({"name": folder.name, "label": tumour_side(case), "group": "site", "split": splits[folder.name]})
+        writer.writerow({"name": folder.name, "label": tumour_side(label), "group": "site", "split": splits[folder.name]})
     write_text(cohort / "cohort.csv", buffer.getvalue())
     return cohort
 

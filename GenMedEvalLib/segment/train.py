@@ -364,15 +364,13 @@ def pool_for(data_dir: str | Path, recipe: PoolRecipe = PoolRecipe(), *, cache: 
 
 
 def training_case_folders(data_dir: str | Path) -> list[Path]:
-    """The case folders (FLAIR + T1c + label) of ``data_dir``, sorted; one-line error when there are none."""
+    """The case folders of ``data_dir`` (``cases.list_cases``), sorted; one-line error when there are none."""
+    from ..cases import list_cases
     from ..errors import InputError
 
-    folder = Path(data_dir)
-    if not folder.is_dir():
-        raise InputError("not a folder of case folders", folder)
-    found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = [item.image for item in list_cases(data_dir) if item.image.is_dir()]
     if not found:
-        raise InputError("holds no case folders (each with FLAIR, T1c and a label file)", folder)
+        raise InputError("holds no case folders (each with FLAIR, T1c and a label file)", data_dir)
     return found
 
 
