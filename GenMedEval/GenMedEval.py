@@ -42,7 +42,7 @@ if sys.version_info < (3, 10):  # noqa: UP036 - Slicer 5.8 runs Python 3.9: say 
         *MINIMUM_SLICER_VERSION, *sys.version_info[:2]))
 # Python packages beyond what Slicer ships (SimpleITK, numpy and scipy come with Slicer and are never
 # reinstalled); torch comes from the PyTorch extension. Only what segmentation, quality and metrics need.
-REQUIREMENTS = ("monai>=1.3", "tqdm>=4.60", "pyyaml>=6", "threadpoolctl>=3.1")
+REQUIREMENTS = ("monai>=1.3", "einops>=0.7", "tqdm>=4.60", "pyyaml>=6", "threadpoolctl>=3.1", "torchio>=1.2")
 TORCH_REQUIREMENT = ">=2.1"
 
 

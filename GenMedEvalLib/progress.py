@@ -28,3 +28,24 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", en
     # final 100 % line stays, so the reader always sees the end.
     leave = not sys.stderr.isatty()
     yield from tqdm(items, total=total, desc=desc, file=sys.stderr, leave=leave, dynamic_ncols=True)
+
+
+class StepBar:
+    """A progress bar advanced by calls (for loops inside library code that report each step).
+
+    ``with StepBar(total, desc) as tick: train(..., report=lambda *_: tick())``; the bar is closed
+    (drained to its total) on leaving the block.
+    """
+
+    def __init__(self, total: int, desc: str = "", enable: bool | None = None):
+        self._steps = iter(progress(range(total), total=total, desc=desc, enable=enable))
+
+    def __call__(self, *_: object) -> None:
+        next(self._steps, None)
+
+    def __enter__(self) -> StepBar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for _ in self._steps:
+            pass

@@ -86,7 +86,38 @@ def test_compare_cli_metrics_equal_a_direct_computation(folders, capsys):
     summary = json.loads((out / "compare.json").read_text())
     assert list(summary["models"]) == ["good", "noisy"] and summary["agreement"] == []  # no downstream: no ranking
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 1 and "model comparison" in page.lower()
+    assert page.count('src="data:image/png;base64,') == 2 and "model comparison" in page.lower()  # heat map, samples
+    assert summary["bootstrap"] == 20  # the sweep's default: every model's metrics carry an interval
+    with (out / "compare_upstream.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert all(float(r["ci_low"]) <= float(r["ci_high"]) for r in table if r["metric"] == "fd")
+    assert all(r["z"] == "" or float(r["z"]) == 0.0 for r in table if r["model"] == "good")  # the baseline
+
+
+def test_compare_with_generated_masks_and_without(folders, tmp_path, capsys):
+    """A generated folder (masks beside the images) gets an agreement Dice; a folder without masks is said to have
+    none, and the downstream ranking falls back to the predicted Dice."""
+    generated = tmp_path / "gan"
+    assert main(["generate", str(generated), "--kind", "gan", "--n", "8", "--seed", "1"]) == 0
+    out = tmp_path / "run"
+    argv = ["compare", "--reference", str(folders / "reference"), "--model", f"good={folders / 'good'}",
+            "--model", f"noisy={folders / 'noisy'}", "--model", f"gan={generated}", "--out", str(out),
+            "--max-slices", "2", "--metrics", "fd,prdc", "--bootstrap", "4", "--baseline", "noisy"]
+    assert main(argv) == 0
+    summary = json.loads((out / "compare.json").read_text())
+    rows = {r["model"]: r for r in summary["downstream_rows"]}
+    assert rows["good"]["agreement_dice"] is None and rows["noisy"]["agreement_dice"] is None
+    assert rows["gan"]["n_with_tumour"] + rows["gan"]["n_without_tumour"] == 8
+    assert (rows["gan"]["agreement_dice"] is None) == (rows["gan"]["n_with_tumour"] == 0)
+    assert summary["downstream_basis"] == "predicted Dice" and summary["baseline"] == "noisy"
+    assert {a["downstream"] for a in summary["agreement"]} == {"predicted Dice"}
+    page = (out / "report.html").read_text()
+    assert page.count("cannot be computed: the folder holds no tumour masks generated with its images") == 2
+    assert main([*argv[:-2], "--baseline", "nobody"]) == 2
+    assert "is not one of the models" in capsys.readouterr().err
+    assert main(["compare", "--reference", str(folders / "reference"), "--model", f"a={folders / 'good'}",
+                 "--model", f"b={generated}", "--test", str(folders / "good"), "--out", str(tmp_path / "r2")]) == 2
+    assert "--test needs --train" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -37,7 +37,7 @@ def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     os.environ["GENMEDEVAL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     report = run_demo(out, n=40, spacing=3.0, encoder="domain", max_slices=4, tumour_slices=2, bootstrap=8,
-                      downstream_max_volumes=2)
+                      downstream_max_volumes=2, samples=24)
     return out, report
 
 
@@ -152,23 +152,44 @@ def test_reuse_is_measured(demo_run):
 def test_report_embeds_every_heat_map_and_view(demo_run):
     out, report = demo_run
     page = report.read_text()
-    pngs = sorted(out.glob("heatmap*.png")) + sorted((out / "views").glob("*.png")) + [out / "phase2" / "compare_heatmap.png"]
+    pngs = (sorted(out.glob("heatmap*.png")) + sorted((out / "views").glob("*.png"))
+            + [out / "phase2" / n for n in ("compare_heatmap.png", "samples_grid.png", "nearest_training.png")])
     assert len(list(out.glob("heatmap_*.png"))) == 5  # one per perturbation family
     assert len(list((out / "views").glob("*.png"))) >= 8  # each segmented case, original, perturbed, differences
     assert {p.name for p in (out / "views").glob("case_*.png")} == {f"case_{c['case']}.png" for c in
                                                                    json.loads((out / "views.json").read_text())["cases"]}
     assert page.count('src="data:image/png;base64,') == len(pngs)
-    assert "Findings" in page and "Kendall tau" in page and "as if they were models" in page
+    assert "Findings" in page and "Kendall tau" in page and "as if they were models" not in page
+    assert "What memorisation looks like" in page and "agreement with the generated mask" in page
     assert re.search(r"Network forward passes \d+: a naive run that encodes every condition.s slices makes \d+", page)
 
 
-def test_phase2_compares_models_with_rank_agreement(demo_run):
+def test_phase2_compares_the_shipped_generators_with_rank_agreement(demo_run):
     out, _ = demo_run
     summary = json.loads((out / "phase2" / "compare.json").read_text())
-    assert list(summary["models"]) == ["unperturbed", "gaussian 0.05", "rician 0.1", "boundary blur 3", "contrast 0.1"]
+    assert list(summary["models"]) == ["real (eval split)", "vae", "gan", "ddpm", "memoriser"]
+    assert summary["baseline"] == "real (eval split)" and summary["bootstrap"] == 8
     assert set(summary["predicted_dice"]) == set(summary["models"])
+    for kind in ("vae", "gan", "ddpm", "memoriser"):
+        info = json.loads((out / "generated" / kind / "generated.json").read_text())
+        assert info["generator"] == kind and info["n"] == 24
+    rows = {r["model"]: r for r in summary["downstream_rows"]}
+    # generated masks give a model an agreement Dice wherever a segmented sample has a tumour (the real
+    # split's masks are its labels); none is said where none has
+    assert all((rows[m]["agreement_dice"] is None) == (rows[m]["n_with_tumour"] == 0) for m in summary["models"])
+    assert rows["real (eval split)"]["agreement_dice"] is not None
     agreement = {a["metric"]: a for a in summary["agreement"]}
     assert -1 <= agreement["fd"]["tau"] <= 1 and agreement["fd"]["n_models"] == 5
+    assert agreement["fd"]["downstream"] == "agreement Dice"
+    assert summary["finding"]["verdict"] in ("holds", "fails", "not testable") and summary["finding"]["n"] == 5
+    # every upstream row has an interval (the compare default bootstrap is the sweep's)
+    assert all(r["ci_low"] is not None for r in summary["upstream_rows"] if r["metric"] in ("fd", "precision"))
+    # the memoriser: FD rates it the best generator, AuthPct catches it (its lowest), its images nearest training
+    fd = {m: summary["upstream"][m]["fd"] for m in ("vae", "gan", "ddpm", "memoriser")}
+    auth = {m: summary["upstream"][m]["authpct"] for m in ("vae", "gan", "ddpm", "memoriser")}
+    assert min(fd, key=fd.get) == "memoriser" and min(auth, key=auth.get) == "memoriser"
+    near = summary["nearest_median"]
+    assert min(near, key=near.get) == "memoriser" and near["memoriser"] < summary["real_nearest_median"]
 
 
 def test_report_command_rewrites_and_refuses_other_folders(demo_run, tmp_path, capsys):

@@ -82,3 +82,19 @@ def test_bad_settings_raise():
         SliceSettings(plane="oblique")
     with pytest.raises(ParameterError, match="mask"):
         volume_slices(np.ones((3, 3, 3)), SliceSettings(mask_only=True))
+
+
+def test_tumour_slices_never_repeat_an_evenly_spaced_slice():
+    """The extra tumour slices are taken among tumour slices not already kept (a one-slice volume gives one)."""
+    from GenMedEvalLib.features.slicing import SliceSettings, volume_slices
+
+    volume = np.ones((9, 16, 16), np.float32)
+    mask = np.zeros_like(volume, dtype=np.uint8)
+    mask[4, 6:9, 6:9] = 1  # the tumour lies on the middle slice, which the even spacing keeps
+    got = volume_slices(volume, SliceSettings(max_slices=3, tumour_slices=2), mask)
+    assert [i.index for i in got.info] == [0, 4, 8]  # no second copy of slice 4
+    mask[3:6, 6:9, 6:9] = 1
+    got = volume_slices(volume, SliceSettings(max_slices=3, tumour_slices=2), mask)
+    assert [i.index for i in got.info] == [0, 4, 8, 3, 5]  # the other tumour slices
+    one = volume_slices(volume[:1], SliceSettings(max_slices=6, tumour_slices=2), mask[4:5])
+    assert len(one) == 1

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--downstream-volumes", type=at_least(0), default=0,
                    help="volumes per condition and model that are segmented (default 0 = all: the 10 eval volumes; "
                    "a paired test needs at least 6 to reach p < 0.05)")
+    p.add_argument("--samples", type=at_least(2), default=80,
+                   help="Phase 2: slices generated per shipped model (default 80, the reference split's slice count)")
     p.add_argument("--bootstrap", type=at_least(0), default=20, help="bootstrap resamples of the baseline for z-scores")
     from ..threads import add_compute_options
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     report = run_demo(args.out, n=args.n, seed=args.seed, encoder=args.encoder, max_slices=args.max_slices,
                       tumour_slices=args.tumour_slices, bootstrap=args.bootstrap, downstream=not args.no_downstream,
-                      downstream_max_volumes=args.downstream_volumes or None, data=args.data)
+                      downstream_max_volumes=args.downstream_volumes or None, data=args.data,
+                      samples=args.samples)
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     print(f"report: {report.resolve()}")
     print(f"tables: {report.parent / 'upstream.csv'}, heat map: {report.parent / 'heatmap.png'}, "

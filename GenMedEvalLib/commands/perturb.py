@@ -42,13 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``perturb`` and ``perturb-set``."""
     p = sub.add_parser("perturb", help="apply a per-volume perturbation to a file or a folder",
                        description="Apply a per-volume perturbation. Parameters are given as --NAME VALUE "
-                       "(see --list); --level picks one of the paper's levels.")
+                       "(see --list); --level picks one of its levels (the paper's, or 1-3 for the artefacts beyond it).")
     p.add_argument("input", nargs="?", type=Path,
                    help="volume file, or folder of volumes or of case folders (every contrast is perturbed)")
     p.add_argument("output", nargs="?", type=Path, help="output file or folder")
     p.add_argument("--kind", help="perturbation name (see --list)")
     p.add_argument("--mask", type=Path, help="tumour mask (file input); folders find masks automatically")
-    p.add_argument("--level", help="one of the paper's levels for this perturbation")
+    p.add_argument("--level", help="one of this perturbation's levels (see --list)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--list", action="store_true", help="list every perturbation with its parameters and levels")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
@@ -89,11 +89,15 @@ def parse_params(extra: list[str], kind: str) -> dict[str, Any]:
 
 
 def describe_registry() -> str:
-    """A readable listing of every perturbation, its parameters (range, unit) and paper levels."""
+    """A readable listing of every perturbation, its parameters (range, unit) and levels.
+
+    Perturbations beyond the paper (the TorchIO artefacts) say so, as they are not in its sweep.
+    """
     out = stdio.StringIO()
     for spec in PERTURBATIONS.values():
         mask = ", needs a tumour mask" if spec.needs_mask else ""
-        out.write(f"{spec.name}  [{spec.kind}, {spec.family}{mask}]  {spec.description}\n")
+        beyond = ", beyond the paper" if spec.beyond_paper else ""
+        out.write(f"{spec.name}  [{spec.kind}, {spec.family}{mask}{beyond}]  {spec.description}\n")
         for name, param in spec.params.items():
             rng = f"one of {', '.join(param.choices)}" if param.choices else (
                 f"[{param.low}, {param.high}]" if param.low is not None else "")

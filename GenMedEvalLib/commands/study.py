@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", type=Path, required=True, help="reference folder (volume files or case folders)")
     p.add_argument("--model", action="append", default=[], metavar="NAME=DIR", required=True,
                    help="a model's output folder, volume files or case folders (repeat for each model; at least two)")
-    p.add_argument("--train", type=Path, default=None, help="training folder (enables AuthPct)")
+    p.add_argument("--train", type=Path, default=None,
+                   help="the models' training folder (enables AuthPct and the nearest-training-image pictures)")
+    p.add_argument("--test", type=Path, default=None, help="held-out folder beside --train (enables the CT score)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--encoder", default="domain")
     p.add_argument("--metrics", default="all")
@@ -42,7 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"then slices through the tumour mask (default {DEFAULT_SLICES.tumour_slices})")
     p.add_argument("--plane", default=DEFAULT_SLICES.plane, choices=("axial", "coronal", "sagittal", "all"))
     add_case_arguments(p)
-    p.add_argument("--bootstrap", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=20,
+                   help="bootstrap resamples behind every model's 95 %% intervals and z-scores (default 20, as sweep)")
+    p.add_argument("--baseline", default=None, metavar="NAME",
+                   help="the model the z-scores are measured from (default: the first --model; give real held-out "
+                   "data first or name it here)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--no-downstream", action="store_true", help="skip the segmenter and predicted Dice")
     p.add_argument("--segmenter", default=None)
@@ -137,11 +143,17 @@ def run_compare_command(args: argparse.Namespace) -> int:
     _check_counts(args)
     if len(models) < 2:
         raise ParameterError("compare needs at least two models (--model NAME=DIR, repeated)")
-    _claim_run_folder(args.out, [args.reference, *(m.folder for m in models.values()), args.train, args.segmenter],
-                      "compare")
+    if args.baseline is not None and args.baseline not in models:
+        raise ParameterError(f"--baseline {args.baseline!r} is not one of the models: {', '.join(models)}")
+    if args.test is not None and args.train is None:
+        raise ParameterError("--test needs --train (the CT score compares both with the models)")
+    _claim_run_folder(args.out, [args.reference, *(m.folder for m in models.values()), args.train, args.test,
+                                 args.segmenter], "compare")
     run_compare(DataSet(args.reference), models, args.out, encoder=args.encoder, metrics=args.metrics,
                 slices=slices, cases=options, train=DataSet(args.train) if args.train else None,
-                downstream=not args.no_downstream, segmenter=args.segmenter, bootstrap=args.bootstrap, seed=args.seed)
+                test=DataSet(args.test) if args.test else None,
+                downstream=not args.no_downstream, segmenter=args.segmenter, bootstrap=args.bootstrap, seed=args.seed,
+                baseline=args.baseline)
     print(f"comparison -> {args.out}; report: {(args.out / 'report.html').resolve()}")
     return 0
 

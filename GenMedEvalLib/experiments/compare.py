@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ParameterError
-from ..io import atomic_path, write_text
-from .config import DataSet
+from ..io import write_text
+from .config import DataSet, SweepConfig
+from .phase2 import agreement_dice, median_nearest, nearest_training, ranking_finding
 from .resultcache import ResultCache
+from .stats import bootstrap_ci
 from .sweep import Downstream, SliceFeatures, list_set, load_set, metric_names, stack, summarise_dice
 from .tables import csv_text
+
+DEFAULT_BOOTSTRAP = SweepConfig.bootstrap  # the sweep's: every model's metrics get intervals
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ def rank_agreement(upstream: dict[str, dict[str, float]], better: dict[str, str]
     from scipy.stats import kendalltau
 
     models = [m for m in downstream if downstream[m] is not None and np.isfinite(downstream[m])]
-    metrics = list(dict.fromkeys(k for values in upstream.values() for k in values))
+    metrics = [k for k in dict.fromkeys(k for values in upstream.values() for k in values) if not k.endswith("_std")]
     out = []
     for metric in metrics:
         usable = [m for m in models if upstream.get(m, {}).get(metric) is not None]
@@ -62,57 +66,39 @@ def rank_agreement(upstream: dict[str, dict[str, float]], better: dict[str, str]
     return out
 
 
-def compare_heatmap(upstream: dict[str, dict[str, float]], better: dict[str, str], downstream: dict[str, float],
-                    path: Path) -> Path:
-    """Models x metrics, each metric standardised across models and oriented (blue = better), values annotated."""
-    import matplotlib
+def compare_heatmap(rows: list[dict[str, Any]], better: dict[str, str], path: Path, *, baseline: str) -> Path:
+    """Metrics x models heat map of each model's z against ``baseline`` (``tables.z_heatmap``: the colours
+    mean what they mean in the Phase 1 heat maps)."""
+    from .tables import goodness, z_heatmap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import TwoSlopeNorm
-
-    models = list(upstream)
-    with_dice = any(v is not None for v in downstream.values())
-    upstream_metrics = list(dict.fromkeys(k for v in upstream.values() for k in v))
-    metrics = upstream_metrics + (["predicted Dice"] if with_dice else [])
-    raw = np.full((len(models), len(metrics)), np.nan)
-    for i, model in enumerate(models):
-        for j, metric in enumerate(upstream_metrics):
-            value = upstream[model].get(metric)
-            raw[i, j] = np.nan if value is None else value
-        if with_dice:
-            raw[i, -1] = downstream.get(model, np.nan) if downstream.get(model) is not None else np.nan
-    signs = np.array([-1.0 if better.get(m) == "lower" else 1.0 for m in metrics])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centred = (raw - np.nanmean(raw, axis=0)) / np.nanstd(raw, axis=0)
-    score = np.nan_to_num(centred * signs, nan=0.0)
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(metrics)), max(2.5, 0.5 * len(models) + 1.5)))
-    image = ax.imshow(-score, cmap="RdBu_r", norm=TwoSlopeNorm(0, -2, 2), aspect="auto")
-    ax.set_xticks(range(len(metrics)), metrics, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(models)), models, fontsize=8)
-    for i in range(len(models)):
-        for j in range(len(metrics)):
-            if np.isfinite(raw[i, j]):
-                ax.text(j, i, f"{raw[i, j]:.3g}", ha="center", va="center", fontsize=6.5)
-    fig.colorbar(image, ax=ax, label="standardised across models (blue = better)")
-    ax.set_title("Model comparison: upstream metrics and downstream predicted Dice")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    rows = [r for r in rows if not str(r["metric"]).endswith("_std")]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    z = np.full((len(metrics), len(models)), np.nan)
+    good = np.zeros_like(z)
+    for r in rows:
+        if r.get("z") is not None:
+            i, j = metrics.index(r["metric"]), models.index(r["model"])
+            z[i, j] = r["z"]
+            good[i, j] = goodness(r["z"], better.get(r["metric"], ""), r.get("value"), r.get("baseline")) or 0.0
+    return z_heatmap(z, good, metrics, models, better, path, title="Phase 2: models against the reference set",
+                     baseline=baseline)
 
 
 def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path, *, encoder: str = "domain",
                 metrics: str | list[str] = "all", max_slices: int | None = None, tumour_slices: int | None = None,
                 train: DataSet | None = None, downstream: bool = True, segmenter: str | None = None,
-                bootstrap: int = 0, seed: int = 0, note: str = "", report: bool = True,
-                downstream_max_volumes: int | None = None, slices=None, cases=None) -> Path:
-    """Compare ``models`` against ``reference``; write the tables, heat map and (optionally) the report.
+                bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, note: str = "", report: bool = True,
+                downstream_max_volumes: int | None = None, slices=None, cases=None,
+                baseline: str | None = None, test: DataSet | None = None) -> Path:
+    """Compare ``models`` against ``reference``; write the tables, heat map, pictures and (optionally) the report.
 
     Slice rules: ``slices`` (default ``features.slicing.DEFAULT_SLICES``, the sweep's and
     ``metrics``'s too), with ``max_slices`` / ``tumour_slices`` overriding its counts when given.
     ``cases`` (``cases.CaseOptions``): the contrast the encoders see (one for every set) and the tumour target.
+    ``baseline``: the model the z-scores are measured from (default the first; put real held-out data first).
+    ``train`` (AuthPct, FLS, nearest training images) and ``test`` (with ``train``: CT, FLS) are encoded
+    whole, every slice with brain: a model that memorises may return any training slice.
     """
     from ..cases import DEFAULT_CASE_OPTIONS, resolve_contrast
     from ..metrics import METRICS
@@ -120,52 +106,81 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
 
     if len(models) < 2:
         raise ParameterError("compare needs at least two models (--model NAME=DIR, repeated)")
+    baseline = baseline or next(iter(models))
+    if baseline not in models:
+        raise ParameterError(f"--baseline {baseline!r} is not one of the models: {', '.join(models)}")
     start = time.perf_counter()
     out = Path(out)
     enc = choose_encoder(encoder)
     feats = SliceFeatures(enc, max_slices, tumour_slices, settings=slices)
     options = cases or DEFAULT_CASE_OPTIONS
     listed = {"reference": list_set(reference, "reference"), **({"train": list_set(train, "train")} if train else {}),
+              **({"test": list_set(test, "test")} if train and test else {}),
               **{f"model {name}": list_set(data, name) for name, data in models.items()}}
     contrast = resolve_contrast([i for items in listed.values() for i in items], options.contrast)
     ref_cases = load_set(listed["reference"], "reference", options, contrast)
     fixed = {"reference": stack(feats.of(ref_cases))}
+    train_cases, train_rows = [], []
+    whole = SliceFeatures(enc, settings=replace(feats.settings, max_slices=None, tumour_slices=0), cache=feats.cache)
     if train is not None:
-        fixed["train"] = stack(feats.of(load_set(listed["train"], "train", options, contrast)))
-    names = metric_names(metrics)
-    if "train" not in fixed:
-        names = [m for m in names if "train" not in METRICS[m].needs]
-    names = [m for m in names if "test" not in METRICS[m].needs]
+        train_cases = load_set(listed["train"], "train", options, contrast)
+        fixed["train"] = stack(whole.of(train_cases))
+        train_rows = _slice_rows(train_cases, whole.last_info)
+        if "test" in listed:
+            fixed["test"] = stack(whole.of(load_set(listed["test"], "test", options, contrast)))
+    names = [m for m in metric_names(metrics) if all(need in fixed or need == "generated" for need in METRICS[m].needs)]
     results = ResultCache()
     dn = Downstream.load(segmenter, results) if downstream else None
-    upstream_rows, dice_rows, upstream, predicted, better = [], [], {}, {}, {}
+    upstream_rows, dice_rows, upstream, predicted, agreed, better = [], [], {}, {}, {}, {}
+    pictures, neighbours, yardsticks = {"real reference": [_preview(m) for m in ref_cases[:8]]}, {}, {}
     for model in models:
         members = load_set(listed[f"model {model}"], model, options, contrast)
         generated = stack(feats.of(members))
+        rows = _slice_rows(members, feats.last_info)
+        pictures[model] = [_preview(m) for m in members[:8]]
         result = results.suite({**fixed, "generated": generated}, names, bootstrap=bootstrap, seed=seed)
         upstream[model] = {r.metric: r.value for r in result.rows if r.value is not None}
         for r in result.rows:
             better[r.metric] = r.better
             upstream_rows.append({"model": model, "metric": r.metric, "value": r.value, "ci_low": r.ci_low,
-                                  "ci_high": r.ci_high, "better": r.better, "n_volumes": len(members)})
+                                  "ci_high": r.ci_high, "better": r.better, "n_volumes": len(members),
+                                  "n_slices": len(generated)})
+        if "train" in fixed and len(generated):
+            neighbours[model] = nearest_training(model, generated, rows, fixed["train"], train_rows)
+            yardsticks[model] = median_nearest(generated, fixed["train"])
         if dn is not None:
-            chosen = members[:downstream_max_volumes] if downstream_max_volumes else members
-            summary = summarise_dice(dn.scores(chosen), bootstrap=max(bootstrap, 20), seed=seed)
-            predicted[model] = summary["dice"]
-            dice_rows.append({"model": model, **summary})
+            row = _model_downstream(dn, model, members[:downstream_max_volumes] if downstream_max_volumes else members,
+                                    bootstrap=max(bootstrap, 20), seed=seed)
+            predicted[model], agreed[model] = row["dice"], row["agreement_dice"]
+            dice_rows.append(row)
+    upstream_rows += _downstream_rows(dice_rows)
+    real_yardstick = median_nearest(fixed["reference"], fixed["train"]) if "train" in fixed else None
     better["predicted Dice"] = "higher"
-    agreement = rank_agreement(upstream, better, predicted) if predicted else []
-    write_text(out / "compare_upstream.csv", csv_text(upstream_rows))
+    better["agreement Dice"] = "higher"
+    with_masks = {m: v for m, v in agreed.items() if v is not None}
+    basis = "agreement Dice" if with_masks and len(with_masks) == len(models) else "predicted Dice"
+    ranking = with_masks if basis == "agreement Dice" else predicted
+    agreement_rows = rank_agreement(upstream, better, ranking) if ranking else []
+    z_rows = _z_rows(upstream_rows, baseline)
+    write_text(out / "compare_upstream.csv", csv_text(z_rows))
     if dice_rows:
         write_text(out / "compare_downstream.csv", csv_text(dice_rows))
-    write_text(out / "rank_agreement.csv", csv_text([a.__dict__ for a in agreement]))
-    compare_heatmap(upstream, better, predicted, out / "compare_heatmap.png")
+    write_text(out / "rank_agreement.csv", csv_text([{**a.__dict__, "downstream": basis} for a in agreement_rows]))
+    compare_heatmap(z_rows, better, out / "compare_heatmap.png", baseline=baseline)
+    finding = ranking_finding([a.__dict__ for a in agreement_rows], basis) if agreement_rows else None
+    figures = _pictures(out, pictures, neighbours, yardsticks, real_yardstick, train_cases, models, listed,
+                        options, contrast)
     summary: dict[str, Any] = {"reference": reference.describe(), "models": {k: v.describe() for k, v in models.items()},
                                "encoder": enc.name, "max_slices": feats.settings.max_slices,
                                "tumour_slices": feats.settings.tumour_slices, "plane": feats.settings.plane,
-                               "contrast": contrast, "metrics": names, "note": note,
-                               "upstream": upstream, "predicted_dice": predicted,
-                               "agreement": [a.__dict__ for a in agreement],
+                               "contrast": contrast, "metrics": names, "note": note, "baseline": baseline,
+                               "bootstrap": bootstrap, "upstream": upstream, "predicted_dice": predicted,
+                               "agreement_dice": agreed, "downstream_basis": basis, "better": better,
+                               "upstream_rows": z_rows, "downstream_rows": dice_rows,
+                               "agreement": [{**a.__dict__, "downstream": basis} for a in agreement_rows],
+                               "finding": finding, "figures": figures,
+                               "nearest": {m: [n.__dict__ for n in v] for m, v in neighbours.items()},
+                               "nearest_median": yardsticks, "real_nearest_median": real_yardstick,
                                "seconds": round(time.perf_counter() - start, 1)}
     write_text(out / "compare.json", json.dumps(summary, indent=1))
     if report:
@@ -173,3 +188,78 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
 
         write_report(out)
     return out
+
+
+def _model_downstream(dn: Downstream, model: str, members, *, bootstrap: int, seed: int) -> dict[str, Any]:
+    """Predicted Dice of the segmenter's output on a model's images, and its agreement with the generated masks."""
+    keys = [f"{model}/{m.item.name}" for m in members]
+    summary = summarise_dice(dn.scores(members, keys), bootstrap=bootstrap, seed=seed)
+    agreement = agreement_dice([dn.masks.pop(k) for k in keys], [m.mask for m in members])
+    low, high = bootstrap_ci(agreement.pop("agreement_values"), bootstrap=bootstrap, seed=seed) or (None, None)
+    return {"model": model, **summary, **agreement, "agreement_ci_low": low, "agreement_ci_high": high}
+
+
+def _downstream_rows(dice_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The downstream scores as metric rows (predicted and agreement Dice, higher is better) for the z-scores."""
+    pairs = (("predicted Dice", "dice", ""), ("agreement Dice", "agreement_dice", "agreement_"))
+    return [{"model": r["model"], "metric": metric, "value": r[key], "ci_low": r[f"{prefix}ci_low"],
+             "ci_high": r[f"{prefix}ci_high"], "better": "higher", "n_volumes": r["n_volumes"], "n_slices": None}
+            for r in dice_rows for metric, key, prefix in pairs if r[key] is not None]
+
+
+def _slice_rows(members, info) -> list[tuple[str, int]]:
+    """(case name, slice index) of every encoded slice, in feature-row order."""
+    return [(members[i.volume].item.name, i.index) for i in info]
+
+
+def _preview(member):
+    from .phase2 import preview_slice
+
+    return preview_slice(member)
+
+
+def _z_rows(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Each model's rows with the baseline model's value and the z of the change (``tables.zscore``)."""
+    from .tables import zscore
+
+    base = {r["metric"]: r for r in rows if r["model"] == baseline}
+    out = []
+    for row in rows:
+        b = base.get(row["metric"])
+        z = zscore(row["value"], b["value"], b["ci_low"], b["ci_high"]) if b else None
+        out.append({**row, "baseline": b["value"] if b else None, "z": None if z is None else round(z, 4)})
+    return out
+
+
+def _pictures(out: Path, pictures, neighbours, yardsticks, real_yardstick, train_cases, models, listed,
+              options, contrast) -> dict[str, str]:
+    """The sample grid and the nearest-to-training figure; their file names."""
+    from ..generate.slices import volume_training_slices
+    from .phase2 import nearest_figure, sample_grid
+
+    figures = {"samples": sample_grid(pictures, out / "samples_grid.png").name}
+    if not neighbours or real_yardstick is None:
+        return figures
+    by_name = {m.item.name: m for m in train_cases}
+    pairs = []
+    for model, found in neighbours.items():
+        best = found[0]
+        members = {m.name: m for m in listed[f"model {model}"]}
+        member = load_set([members[best.sample]], model, options, contrast)[0]
+        generated = _cut(member, best.sample_slice, volume_training_slices)
+        train = _cut(by_name[best.train], best.train_slice, volume_training_slices)
+        pairs.append((model, generated, train, best.distance, real_yardstick))
+    figures["nearest"] = nearest_figure(pairs, out / "nearest_training.png").name
+    return figures
+
+
+def _cut(member, index: int, cutter) -> np.ndarray:
+    """Axial slice ``index`` of a case on the generators' grid (for the pictures)."""
+    from ..features.slicing import plane_axes
+
+    volume = member.volume
+    axis = plane_axes(volume.direction)["axial"]
+    one = np.take(volume.array, index, axis=axis)
+    array = np.expand_dims(one, axis)
+    images, _, _ = cutter(replace(volume, array=array, path=None), None, min_brain=0.0)
+    return images[0]

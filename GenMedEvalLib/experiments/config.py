@@ -95,11 +95,15 @@ class SweepConfig:
 
 
 def paper_conditions(seed: int = 0) -> list[Condition]:
-    """Every perturbation of the study at each of the paper's levels (50:50 density is the baseline)."""
+    """Every perturbation of the study at each of the paper's levels (50:50 density is the baseline).
+
+    Perturbations beyond the paper (``beyond_paper``, the TorchIO artefacts) are not part of the
+    study's sweep; a config names them explicitly under ``perturbations``.
+    """
     from ..perturb import PERTURBATIONS
 
     return [Condition(spec.name, level, spec.validate(params), seed)
-            for spec in PERTURBATIONS.values() for level, params in spec.presets.items()
+            for spec in PERTURBATIONS.values() if not spec.beyond_paper for level, params in spec.presets.items()
             if not (spec.name == "density_shift" and level == "50:50")]
 
 

@@ -2,23 +2,31 @@
 
 Builds (or reuses) the demo cohort, runs the default sweep (every condition of the study) on the
 cohort's *eval* split against its *reference* split (*train*/*test* for duplication, AuthPct, CT)
-at reduced sizes, then a Phase 2 comparison in which, until generators ship, the unperturbed eval
-split and some perturbed copies of it stand in for models (the report says so), then the report.
+at reduced sizes, then Phase 2: samples of the shipped generators (VAE, GAN, DDPM, memoriser, all
+trained on the cohort's *train* split) compared with the reference split beside the real held-out
+*eval* split, upstream and downstream, then the report.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..features.slicing import DEFAULT_SLICES
+from ..io import write_text
 from .config import Condition, DataSet, SweepConfig, paper_conditions
 
 __all__ = ["Condition", "choose_encoder", "demo_config", "paper_conditions", "run_demo"]
 
-PHASE2_STAND_INS = {"gaussian 0.05": "gaussian_noise/0.05", "rician 0.1": "rician_noise/0.1",
-                    "boundary blur 3": "boundary_blur/3", "contrast 0.1": "contrast_invention/0.1"}
-PHASE2_NOTE = ("No generative models ship with GenMedEval yet: in this demo, Phase 2 compares the reference split "
-               "with the unperturbed eval split and with perturbed copies of it, as if they were models.")
+PHASE2_KINDS = ("vae", "gan", "ddpm", "memoriser")
+PHASE2_BASELINE = "real (eval split)"
+PHASE2_NOTE = ("Phase 2 compares the shipped generators, trained on the cohort's train split "
+               "(Resources/Models/README.md), with the reference split; the real held-out eval split is the "
+               "baseline every z-score is measured from. Generated slices are one-slice volumes on the generators' "
+               "64 x 64 grid; their masks were generated with the images.")
+PHASE2_REAL_NOTE = ("Phase 2 on real cases needs generators trained on them (genmedeval train-generator --data DIR, "
+                    "then genmedeval compare --model NAME=DIR); the shipped generators learnt the built-in cohort "
+                    "and are not compared with real scans.")
 
 
 def choose_encoder(name: str | None):
@@ -51,11 +59,12 @@ def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.
              max_slices: int = DEFAULT_SLICES.max_slices, tumour_slices: int = DEFAULT_SLICES.tumour_slices,
              bootstrap: int = 20, metrics: str = "all",
              downstream: bool = True, downstream_max_volumes: int | None = None, phase2: bool = True,
-             data: str | Path | None = None) -> Path:
+             data: str | Path | None = None, samples: int = 80) -> Path:
     """Run the demo end to end and return the path of ``report.html``.
 
     ``data``: a folder of real case folders with labels; the study then runs on them
-    (``realdemo``: alternating eval/reference split) instead of on the built-in cohort.
+    (``realdemo``: alternating eval/reference split) instead of on the built-in cohort, without
+    Phase 2 (``PHASE2_REAL_NOTE``). ``samples``: generated slices per model in Phase 2.
     """
     from ..cohort import make_cohort
     from .compare import run_compare
@@ -77,12 +86,32 @@ def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.
                              tumour_slices=tumour_slices, bootstrap=bootstrap, seed=seed, metrics=metrics,
                              downstream=downstream, downstream_max_volumes=downstream_max_volumes)
     run_sweep(config, out, report=False)
-    if phase2:
-        models = {"unperturbed": config.data["base"]}
-        models.update({name: DataSet(out / "perturbed" / rel) for name, rel in PHASE2_STAND_INS.items()
-                       if (out / "perturbed" / rel).is_dir()})
+    if phase2 and data is not None:
+        from ..io import read_json
+
+        run = read_json(out / "run.json")
+        write_text(out / "run.json", json.dumps({**run, "phase2_note": PHASE2_REAL_NOTE}, indent=1))
+    if phase2 and data is None:
+        models = {PHASE2_BASELINE: config.data["base"], **generated_sets(out / "generated", samples, seed)}
         run_compare(config.data["reference"], models, out / "phase2", encoder=config.encoder, metrics=metrics,
                     slices=config.slice_settings, cases=config.cases, train=config.data["train"],
-                    downstream=downstream, seed=seed,
-                    note=PHASE2_NOTE, report=False, downstream_max_volumes=downstream_max_volumes)
+                    test=config.data["test"], downstream=downstream, seed=seed, bootstrap=bootstrap,
+                    note=PHASE2_NOTE, report=False, downstream_max_volumes=downstream_max_volumes,
+                    baseline=PHASE2_BASELINE)
     return write_report(out)
+
+
+def generated_sets(folder: Path, n: int, seed: int) -> dict[str, DataSet]:
+    """``n`` samples of each shipped generator under ``folder/KIND`` (reused when already there, same seed)."""
+    from ..generate.model import DEFAULT_DDIM_STEPS, resolve_generator
+    from ..generate.write import write_samples
+    from ..io import read_json
+
+    sets = {}
+    for kind in PHASE2_KINDS:
+        target = folder / kind
+        done = target / "generated.json"
+        if not (done.is_file() and read_json(done).get("n") == n and read_json(done).get("seed") == seed):
+            write_samples(resolve_generator(kind), target, n=n, seed=seed, steps=DEFAULT_DDIM_STEPS, overwrite=True)
+        sets[kind] = DataSet(target)
+    return sets

@@ -285,24 +285,114 @@ def _downstream_html(run_dir: Path, downstream: list[dict[str, Any]], run: dict[
     return "".join(parts)
 
 
+def _with_interval(row: dict[str, Any] | None, value: str = "value", low: str = "ci_low", high: str = "ci_high") -> str:
+    """``0.123 [0.100, 0.150]``; the value alone without an interval; n/a without a value."""
+    if row is None or row.get(value) is None:
+        return "n/a"
+    text = _fmt(row[value], 3)
+    if row.get(low) is not None and row.get(high) is not None:
+        text += f" [{_fmt(row[low], 3)}, {_fmt(row[high], 3)}]"
+    return text
+
+
+def _model_table(summary: dict[str, Any]) -> str:
+    """Models x metrics: value [95 % interval] (z against the baseline), each metric's direction in its header."""
+    rows = summary.get("upstream_rows") or []
+    better = summary.get("better", {})
+    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows) if not m.endswith("_std")]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    by = {(r["model"], r["metric"]): r for r in rows}
+    words = {"lower": "lower better", "higher": "higher better", "zero": "0 best"}
+    head = "<th>model</th>" + "".join(f"<th>{html.escape(m)}<br><small>{words.get(better.get(m), '')}</small></th>"
+                                      for m in metrics)
+    body = []
+    for model in models:
+        cells = []
+        for metric in metrics:
+            row = by.get((model, metric))
+            z = "" if row is None or row.get("z") is None or model == summary.get("baseline") else \
+                f"<br><small>z {row['z']:+.1f}</small>"
+            cells.append(f"<td>{html.escape(_with_interval(row))}{z}</td>")
+        body.append(f"<tr><th>{html.escape(model)}</th>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _downstream_compare_html(summary: dict[str, Any]) -> str:
+    rows = summary.get("downstream_rows") or []
+    if not rows:
+        return "<p>Downstream: not run (--no-downstream).</p>"
+    lines = []
+    for r in rows:
+        if r.get("agreement_dice") is None:
+            agreement = "cannot be computed: the folder holds no tumour masks generated with its images"
+        else:
+            agreement = (f"{_with_interval(r, 'agreement_dice', 'agreement_ci_low', 'agreement_ci_high')} over "
+                         f"{r['n_with_tumour']} samples with a generated tumour")
+        empty = ("" if r.get("empty_agreement") is None else
+                 f"; on {r['n_without_tumour']} tumour-free samples the segmenter found nothing on "
+                 f"{100 * r['empty_agreement']:.0f} %")
+        lines.append(f"<tr><th>{html.escape(r['model'])}</th><td>{html.escape(_with_interval(r, 'dice'))}</td>"
+                     f"<td>{r['n_found']} / {r['n_volumes']}</td><td style='text-align:left'>"
+                     f"{html.escape(agreement + empty)}</td></tr>")
+    return ("<h3>Downstream: the segmenter on each model's images</h3><p>Predicted Dice (the quality predictor, no "
+            "ground truth; a sample where the segmenter finds nothing counts 0) beside the <b>agreement Dice</b>: "
+            "the Dice between the segmenter's output and the mask generated with the image, the only ground truth "
+            "a generated image has. 95 % bootstrap intervals over samples.</p><table><tr><th>model</th>"
+            "<th>predicted Dice</th><th>segmenter found a tumour</th><th>agreement with the generated mask</th></tr>"
+            + "".join(lines) + "</table>")
+
+
+def _nearest_html(run_dir: Path, summary: dict[str, Any]) -> str:
+    nearest = summary.get("nearest") or {}
+    if not nearest:
+        return "<p>Nearest training images: not computed (no --train set).</p>"
+    real = summary.get("real_nearest_median")
+    parts = ["<h3>What memorisation looks like: generated images closest to a training image</h3>",
+             f"<p>Distances in the encoder's feature space (where AuthPct and the CT score work). Yardstick: a real "
+             f"held-out reference slice lies a median {_fmt(real, 3)} from its nearest training slice.</p>"]
+    figure = (summary.get("figures") or {}).get("nearest")
+    if figure and (run_dir / figure).is_file():
+        parts.append(_img(run_dir / figure, "generated slices closest to a training slice, beside it"))
+    rows = []
+    for model, found in nearest.items():
+        median = (summary.get("nearest_median") or {}).get(model)
+        closest = ", ".join(f"{n['sample']} -> {n['train']} slice {n['train_slice']} ({n['distance']:.3g})"
+                            for n in found)
+        ratio = None if not real or median is None else median / real
+        rows.append({"model": model, "median distance to training": median, "x real held-out": ratio,
+                     "closest pairs (distance)": closest})
+    parts.append(_table(rows, ["model", "median distance to training", "x real held-out", "closest pairs (distance)"]))
+    return "".join(parts)
+
+
 def _compare_html(run_dir: Path, summary: dict[str, Any]) -> str:
     parts = ["<h2>Phase 2: model comparison</h2>"]
     if summary.get("note"):
         parts.append(f"<p class='note'>{html.escape(summary['note'])}</p>")
     parts.append(f"<p>Reference: {html.escape(summary['reference'])}. Models: "
                  f"{html.escape(', '.join(f'{k} = {v}' for k, v in summary['models'].items()))}. "
-                 f"Encoder {html.escape(summary['encoder'])}.</p>")
+                 f"Encoder {html.escape(summary['encoder'])}; {summary.get('bootstrap', 0)} bootstrap resamples; "
+                 f"z-scores against {html.escape(str(summary.get('baseline')))}.</p>")
+    figure = (summary.get("figures") or {}).get("samples")
+    if figure and (run_dir / figure).is_file():
+        parts.append(_img(run_dir / figure, "samples per model beside real reference slices"))
+    parts.append(_nearest_html(run_dir, summary))
+    parts.append("<h3>Upstream metrics of each model against the reference set</h3>"
+                 "<p>Value [95 % bootstrap interval], and the z of the change from the baseline row.</p>")
+    parts.append(_model_table(summary))
     if (run_dir / "compare_heatmap.png").is_file():
         parts.append(_img(run_dir / "compare_heatmap.png", "model comparison heat map (paper Figure 8)"))
-    dice = summary.get("predicted_dice") or {}
-    rows = [{"model": m, **{k: v for k, v in summary["upstream"][m].items()}, "predicted Dice": dice.get(m)}
-            for m in summary["upstream"]]
-    cols = ["model", *dict.fromkeys(k for v in summary["upstream"].values() for k in v), "predicted Dice"]
-    parts.append(_table(rows, cols))
+    parts.append(_downstream_compare_html(summary))
     if summary.get("agreement"):
-        parts.append(f"<h3>Rank agreement with the downstream ranking (Kendall tau, {len(summary['upstream'])} models; "
-                     "paper Table 6)</h3>")
+        basis = summary.get("downstream_basis", "predicted Dice")
+        parts.append(f"<h3>Rank agreement with the downstream ranking ({html.escape(basis)}; Kendall tau, "
+                     f"{len(summary['upstream'])} models; paper Table 6)</h3>")
         parts.append(_table(summary["agreement"], ["metric", "tau", "p_value", "n_models"]))
+    finding = summary.get("finding")
+    if finding:
+        css = finding["verdict"].replace(" ", "-")
+        parts.append(f"<ul><li class='{css}'><b>{html.escape(finding['claim'])}</b>: <em>{finding['verdict']}</em>. "
+                     f"{html.escape(finding['detail'])}</li></ul>")
     return "".join(parts)
 
 
@@ -324,6 +414,8 @@ def write_report(run_dir: str | Path) -> Path:
                         "is, green where they agree. Each title gives the true and the predicted Dice.</p>")
         sections.append(note and f"<p>{html.escape(note)}</p>")
         sections.extend(_img(p, p.stem.replace("_", " ")) for p in views)
+        if run.get("phase2_note"):
+            sections.append(f"<h2>Phase 2</h2><p class='note'>{html.escape(run['phase2_note'])}</p>")
     for sub in ([run_dir] if compare is not None else []) + sorted(p.parent for p in run_dir.glob("*/compare.json")):
         sections.append(_compare_html(sub, _load(sub / "compare.json")))
     title = f"GenMedEval report: {run['name'] if run else 'model comparison'}"

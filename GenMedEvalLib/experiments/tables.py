@@ -43,42 +43,87 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def heatmap_png(rows: list[dict[str, Any]], path: Path,
-                title: str = "Upstream metrics under controlled perturbations (z-scores)") -> Path:
-    """Metrics x conditions heat map of z-scores, diverging colour map centred on 0, annotated."""
+Z_SCALE = 5.0
+"""Colour scale of every z-score heat map (Phase 1 and Phase 2): +-5, clipped, so colours compare across figures."""
+ARROWS = {"lower": "\u2193", "higher": "\u2191", "zero": "\u21940"}  # arrow: which way is better
+
+
+def goodness(z: float | None, better: str, value: float | None = None, baseline: float | None = None) -> float | None:
+    """``z`` signed so that positive means better: negated for lower-is-better metrics; for closest-to-0
+    metrics (CT), positive when |value| moved towards 0."""
+    if z is None or not np.isfinite(z):
+        return None
+    if better == "lower":
+        return -z
+    if better == "zero":
+        if value is None or baseline is None or value == baseline:
+            return 0.0
+        return abs(z) * float(np.sign(abs(baseline) - abs(value)))
+    return z
+
+
+def metric_label(metric: str, better: str) -> str:
+    """``fd (lower better)``-style axis label."""
+    words = {"lower": "lower better", "higher": "higher better", "zero": "0 best"}
+    return f"{metric} ({words[better]})" if better in words else metric
+
+
+def z_heatmap(z: np.ndarray, good: np.ndarray, metrics: list[str], columns: list[str], better: dict[str, str],
+              path: Path, *, title: str, baseline: str, separators: list[int] = ()) -> Path:
+    """Metrics (rows) x columns heat map shared by Phase 1 and Phase 2.
+
+    Colour: the z of the change from ``baseline`` oriented by each metric's direction (blue = better,
+    red = worse, one scale of +-``Z_SCALE`` for every figure); numbers: the z itself, as the metric moved.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
-    conditions = list(dict.fromkeys(r["condition"] for r in rows))
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    grid = np.full((len(metrics), len(conditions)), np.nan)
-    for r in rows:
-        if r["z"] is not None:
-            grid[metrics.index(r["metric"]), conditions.index(r["condition"])] = r["z"]
-    limit = float(np.nanmax(np.abs(np.clip(grid, -10, 10)))) if np.isfinite(grid).any() else 1.0
-    fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(conditions)), max(4, 0.45 * len(metrics))))
-    image = ax.imshow(np.clip(grid, -10, 10), cmap="RdBu_r", norm=TwoSlopeNorm(0, -max(limit, 3), max(limit, 3)),
+    fig, ax = plt.subplots(figsize=(min(18.0, max(7.0, 0.62 * len(columns) + 3.5)), max(3.0, 0.42 * len(metrics) + 1.8)))
+    image = ax.imshow(np.clip(good, -Z_SCALE, Z_SCALE), cmap="RdBu", norm=TwoSlopeNorm(0, -Z_SCALE, Z_SCALE),
                       aspect="auto")
-    ax.set_xticks(range(len(conditions)), conditions, rotation=70, ha="right", fontsize=7)
-    ax.set_yticks(range(len(metrics)), metrics, fontsize=8)
+    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(metrics)), [metric_label(m, better.get(m, "")) for m in metrics], fontsize=8)
+    font = 7.5 if len(columns) <= 24 else 6.5
     for i in range(len(metrics)):
-        for j in range(len(conditions)):
-            text = f"{np.clip(grid[i, j], -99, 99):.1f}" if np.isfinite(grid[i, j]) else "n/a"  # undefined metric
-            ax.text(j, i, text, ha="center", va="center", fontsize=5.5)
-    families = [next(r["family"] for r in rows if r["condition"] == c) for c in conditions]
-    for j in range(1, len(conditions)):
-        if families[j] != families[j - 1]:
-            ax.axvline(j - 0.5, color="black", linewidth=1)
-    fig.colorbar(image, ax=ax, label="z-score of change from baseline (scale at least +-3, clipped at +-10)")
-    ax.set_title(title)
+        for j in range(len(columns)):
+            text = f"{np.clip(z[i, j], -99, 99):.1f}" if np.isfinite(z[i, j]) else "n/a"  # undefined metric
+            colour = "white" if abs(good[i, j]) > 0.6 * Z_SCALE else "black"  # readable on the darkest cells
+            ax.text(j, i, text, ha="center", va="center", fontsize=font, color=colour)
+    for j in separators:
+        ax.axvline(j - 0.5, color="black", linewidth=1)
+    bar = fig.colorbar(image, ax=ax, ticks=[-Z_SCALE, 0, Z_SCALE])
+    bar.ax.set_yticklabels([f"worse\n(-{Z_SCALE:g})", "0", f"better\n(+{Z_SCALE:g})"], fontsize=7)
+    bar.set_label(f"z of the change from {baseline}, oriented by each metric's direction", fontsize=7)
+    ax.set_title(title + "\nnumbers: z as the metric moved; colour: blue = better, red = worse than " + baseline,
+                 fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")  # keeps the colour bar's label whole
     plt.close(fig)
     return path
+
+
+def heatmap_png(rows: list[dict[str, Any]], path: Path,
+                title: str = "Upstream metrics under controlled perturbations (z-scores)") -> Path:
+    """Metrics x conditions heat map of z-scores of the change from the baseline (``z_heatmap``)."""
+    conditions = list(dict.fromkeys(r["condition"] for r in rows))
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    z = np.full((len(metrics), len(conditions)), np.nan)
+    good = np.zeros_like(z)
+    better: dict[str, str] = {}
+    for r in rows:
+        better.setdefault(r["metric"], r.get("better", ""))
+        if r["z"] is not None:
+            i, j = metrics.index(r["metric"]), conditions.index(r["condition"])
+            z[i, j] = r["z"]
+            good[i, j] = goodness(r["z"], r.get("better", ""), r.get("value"), r.get("baseline")) or 0.0
+    families = [next(r["family"] for r in rows if r["condition"] == c) for c in conditions]
+    separators = [j for j in range(1, len(conditions)) if families[j] != families[j - 1]]
+    return z_heatmap(z, good, metrics, conditions, better, path, title=title, baseline="the unperturbed baseline",
+                     separators=separators)
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:

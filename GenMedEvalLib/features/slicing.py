@@ -34,7 +34,8 @@ class SliceSettings:
     keep it (skips empty slices). ``mask_only``: keep only slices that intersect the mask.
     ``step``: keep every ``step``-th selected slice. ``max_slices``: at most this many per volume
     and plane, evenly spaced (None: all). ``tumour_slices``: then this many more, evenly spaced
-    among the slices through the tumour mask (none when the volume has no mask or an empty one),
+    among the slices through the tumour mask not already kept (none when the volume has no mask or
+    an empty one; a one-slice volume, such as a generated sample, gives its slice once),
     so mask-local perturbations change whole slices the encoders see. ``isotropic``: resample to
     square pixels before padding.
     """
@@ -119,8 +120,9 @@ def _as_volume(volume: np.ndarray | Volume) -> Volume:
     return Volume(array=array)
 
 
-def select_indices(array: np.ndarray, axis: int, settings: SliceSettings, mask: np.ndarray | None = None) -> np.ndarray:
-    """Indices along ``axis`` of the slices kept by the foreground, mask, step and count rules."""
+def select_indices(array: np.ndarray, axis: int, settings: SliceSettings, mask: np.ndarray | None = None,
+                   exclude: Sequence[int] = ()) -> np.ndarray:
+    """Indices along ``axis`` of the slices kept by the foreground, mask, step and count rules (minus ``exclude``)."""
     other = tuple(a for a in range(3) if a != axis)
     foreground = (array > settings.foreground_threshold).mean(axis=other)
     keep = foreground >= settings.min_foreground
@@ -128,6 +130,7 @@ def select_indices(array: np.ndarray, axis: int, settings: SliceSettings, mask: 
         if mask is None:
             raise ParameterError("mask_only needs a mask for every volume")
         keep &= np.asarray(mask > 0).any(axis=other)
+    keep[list(exclude)] = False
     indices = np.flatnonzero(keep)[:: settings.step]
     if settings.max_slices is not None and len(indices) > settings.max_slices:
         pick = np.round(np.linspace(0, len(indices) - 1, settings.max_slices)).astype(int)
@@ -166,13 +169,16 @@ def volume_slices(volume: np.ndarray | Volume, settings: SliceSettings = DEFAULT
     spacing = vol.spacing_zyx
     tumour = tumour_settings(settings) if mask_array is not None and np.any(mask_array) else None
     images, info = [], []
+    taken: dict[str, list[int]] = {plane: [] for plane in settings.planes}
     for rules in (settings, tumour):
         if rules is None:
             continue
         for plane in settings.planes:
             axis = axes[plane]
             in_plane = tuple(spacing[a] for a in range(3) if a != axis)
-            for index in select_indices(array, axis, rules, mask_array):
+            chosen = select_indices(array, axis, rules, mask_array, exclude=taken[plane])
+            taken[plane] += [int(i) for i in chosen]  # a tumour slice is never a second copy of an even one
+            for index in chosen:
                 cut = np.take(array, int(index), axis=axis)
                 images.append(square_slice(cut, in_plane, settings.isotropic))
                 info.append(SliceInfo(volume_index, plane, int(index)))

@@ -1,4 +1,4 @@
-"""The perturbation registry: every perturbation with its validated parameters and paper levels."""
+"""The perturbation registry: every perturbation with its validated parameters and levels (paper and beyond)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError, short
-from . import contrast, noise, sets, tumour
+from . import artefacts, contrast, noise, sets, tumour
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,11 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class PerturbationSpec:
-    """A perturbation: function, kind ("volume" or "set"), mask need, parameters, paper presets."""
+    """A perturbation: function, kind ("volume" or "set"), mask need, parameters, presets (levels).
+
+    ``beyond_paper`` marks an addition to the study (the TorchIO artefacts): listed and usable like
+    any other, but not part of the paper's default sweep (``experiments.config.paper_conditions``).
+    """
 
     name: str
     function: Callable[..., Any]
@@ -53,6 +57,7 @@ class PerturbationSpec:
     params: Mapping[str, ParamSpec]
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     needs_mask: bool = False
+    beyond_paper: bool = False
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults filled in, values checked; unknown names rejected with the list of known ones."""
@@ -75,6 +80,56 @@ class PerturbationSpec:
 
 
 _MODE = ParamSpec(str, "slice", choices=tumour.MODES, help="per axial slice (the paper) or 3D")
+
+# MRI artefacts beyond the paper (TorchIO), three levels each from mild ("1") to strong ("3").
+_ARTEFACT_LEVELS = ("1", "2", "3")
+
+
+def _levels(*values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(zip(_ARTEFACT_LEVELS, values, strict=True))
+
+
+_ARTEFACTS = (
+    PerturbationSpec("motion", artefacts.motion, "volume", "artefact",
+                     "rigid head motion during the scan (TorchIO Motion, k-space segments of moved copies)",
+                     {"degrees": ParamSpec(float, 3.0, 0.0, 30.0, "degrees", help="largest rotation about each axis"),
+                      "translation": ParamSpec(float, 3.0, 0.0, 30.0, "mm", help="largest shift along each axis"),
+                      "num_transforms": ParamSpec(int, 3, 1, 10, help="number of movements during the scan")},
+                     # mild 1 deg / 1 mm (a still patient), moderate 3 / 3, severe 8 / 8 (a restless one)
+                     _levels({"degrees": 1.0, "translation": 1.0, "num_transforms": 2},
+                             {"degrees": 3.0, "translation": 3.0, "num_transforms": 3},
+                             {"degrees": 8.0, "translation": 8.0, "num_transforms": 4}), beyond_paper=True),
+    PerturbationSpec("ghosting", artefacts.ghosting, "volume", "artefact",
+                     "periodic-motion ghosts along the phase-encode axis (TorchIO Ghosting)",
+                     {"num_ghosts": ParamSpec(int, 4, 2, 32, help="every n-th k-space plane is scaled: n ghosts"),
+                      "intensity": ParamSpec(float, 0.6, 0.0, 1.0, "fraction", help="attenuation of those planes"),
+                      "axis": ParamSpec(str, "y", choices=artefacts.GHOST_AXES, help="phase-encode axis"),
+                      "restore": ParamSpec(float, 0.02, 0.0, 1.0, "fraction", help="k-space centre kept intact")},
+                     _levels({"intensity": 0.3}, {"intensity": 0.6}, {"intensity": 0.9}), beyond_paper=True),
+    PerturbationSpec("spike", artefacts.spike, "volume", "artefact",
+                     "herringbone stripes from k-space spikes (TorchIO Spike)",
+                     {"num_spikes": ParamSpec(int, 2, 1, 20, help="number of corrupted k-space points"),
+                      "intensity": ParamSpec(float, 0.5, 0.0, 5.0, "fraction",
+                                             help="spike height relative to the k-space maximum")},
+                     _levels({"num_spikes": 1, "intensity": 0.2}, {"num_spikes": 2, "intensity": 0.5},
+                             {"num_spikes": 3, "intensity": 1.0}), beyond_paper=True),
+    PerturbationSpec("bias_field", artefacts.bias_field, "volume", "artefact",
+                     "smooth multiplicative intensity inhomogeneity (TorchIO BiasField)",
+                     {"coefficients": ParamSpec(float, 0.2, 0.0, 2.0, "log intensity",
+                                                help="largest polynomial coefficient of the log field"),
+                      "order": ParamSpec(int, 3, 0, 6, help="polynomial order of the log field")},
+                     # brightest / darkest tissue about 1.35x, 1.8x and 2.5x on a head phantom (seed 0): a
+                     # well-shimmed 1.5 T scan, a typical uncorrected 3 T one, a strong 3 T / 7 T one
+                     _levels({"coefficients": 0.1}, {"coefficients": 0.2}, {"coefficients": 0.3}),
+                     beyond_paper=True),
+    PerturbationSpec("anisotropy", artefacts.anisotropy, "volume", "artefact",
+                     "thick slices: resampled to factor x the spacing along one axis and back (TorchIO Resample)",
+                     {"factor": ParamSpec(float, 3.0, 1.0, 10.0, "x spacing", help="slice thickening factor"),
+                      "axis": ParamSpec(str, "coarsest", choices=artefacts.ANISOTROPY_AXES,
+                                        help="axis to thicken; coarsest = largest spacing (ties: z, the slice axis)")},
+                     # 1 mm isotropic -> 2, 3 and 5 mm slices, the range of clinical 2D acquisitions
+                     _levels({"factor": 2.0}, {"factor": 3.0}, {"factor": 5.0}), beyond_paper=True),
+)
 
 PERTURBATIONS: dict[str, PerturbationSpec] = {
     spec.name: spec
@@ -122,6 +177,7 @@ PERTURBATIONS: dict[str, PerturbationSpec] = {
                          "resample two acquisition groups to given proportions",
                          {"proportions": ParamSpec(str, "50:50", help="group proportions in group-name order, e.g. 10:90")},
                          {p: {"proportions": p} for p in ("10:90", "25:75", "50:50", "75:25", "90:10")}),
+        *_ARTEFACTS,
     )
 }
 

@@ -1,0 +1,112 @@
+"""The generators' networks: a convolutional VAE, a DCGAN generator with MONAI's PatchDiscriminator,
+and MONAI's DiffusionModelUNet for DDPM training with DDIM sampling.
+
+Every network maps between noise and (B, 2, S, S) tensors in [-1, 1]: channel 0 the image,
+channel 1 the tumour mask (generated together, so a generated mask belongs to its image).
+``arch`` dicts hold every constructor argument, so a checkpoint rebuilds its network exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+CHANNELS = 2
+DEFAULT_ARCH: dict[str, dict[str, Any]] = {
+    "vae": {"size": 64, "width": 16, "latent": 64},
+    "gan": {"size": 64, "width": 16, "latent": 64, "disc_channels": 16, "disc_layers": 3},
+    "ddpm": {"size": 64, "channels": [16, 32, 64], "attention": [False, False, True], "res_blocks": 1,
+             "head_channels": 16, "train_timesteps": 1000, "schedule": "scaled_linear_beta",
+             "beta_start": 0.0015, "beta_end": 0.0195},
+}
+
+
+def _down(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1), nn.GroupNorm(8, c_out), nn.SiLU())
+
+
+def _up(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1),
+                         nn.GroupNorm(8, c_out), nn.SiLU())
+
+
+class Decoder(nn.Module):
+    """Latent vector -> (B, 2, size, size) in [-1, 1] (tanh), through a 4 x 4 map and four upsamplings."""
+
+    def __init__(self, latent: int, width: int, size: int):
+        super().__init__()
+        if size % 16:
+            raise ValueError(f"size must be a multiple of 16, got {size}")
+        self.start = size // 16
+        self.width = width
+        self.project = nn.Linear(latent, width * 8 * self.start * self.start)
+        self.body = nn.Sequential(nn.GroupNorm(8, width * 8), nn.SiLU(),
+                                  _up(width * 8, width * 4), _up(width * 4, width * 2), _up(width * 2, width),
+                                  _up(width, width), nn.Conv2d(width, CHANNELS, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z).view(len(z), self.width * 8, self.start, self.start)
+        return self.body(x)
+
+
+class VAE(nn.Module):
+    """A plain convolutional VAE: encoder to (mu, log-variance) of a ``latent``-vector, ``Decoder`` back."""
+
+    def __init__(self, size: int = 64, width: int = 32, latent: int = 64):
+        super().__init__()
+        self.latent = latent
+        self.encoder = nn.Sequential(_down(CHANNELS, width), _down(width, width * 2), _down(width * 2, width * 4),
+                                     _down(width * 4, width * 8), nn.Flatten())
+        features = width * 8 * (size // 16) ** 2
+        self.mu = nn.Linear(features, latent)
+        self.log_var = nn.Linear(features, latent)
+        self.decoder = Decoder(latent, width, size)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)
+        return self.mu(h), self.log_var(h).clamp(-10, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, log_var = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
+        return self.decoder(z), mu, log_var
+
+
+def build_vae(arch: dict[str, Any]) -> VAE:
+    return VAE(arch["size"], arch["width"], arch["latent"])
+
+
+def build_gan(arch: dict[str, Any]) -> tuple[Decoder, nn.Module]:
+    """(generator, discriminator): the DCGAN-style ``Decoder`` and MONAI's ``PatchDiscriminator``."""
+    from monai.networks.nets import PatchDiscriminator
+
+    generator = Decoder(arch["latent"], arch["width"], arch["size"])
+    discriminator = PatchDiscriminator(spatial_dims=2, channels=arch["disc_channels"], in_channels=CHANNELS,
+                                       out_channels=1, num_layers_d=arch["disc_layers"], norm="INSTANCE")
+    return generator, discriminator
+
+
+def build_ddpm(arch: dict[str, Any]) -> nn.Module:
+    """MONAI's ``DiffusionModelUNet`` predicting the noise of (B, 2, S, S) inputs."""
+    from monai.networks.nets import DiffusionModelUNet
+
+    return DiffusionModelUNet(spatial_dims=2, in_channels=CHANNELS, out_channels=CHANNELS,
+                              channels=tuple(arch["channels"]), attention_levels=tuple(arch["attention"]),
+                              num_res_blocks=arch["res_blocks"], num_head_channels=arch["head_channels"],
+                              norm_num_groups=8)
+
+
+def ddpm_schedulers(arch: dict[str, Any]):
+    """(DDPMScheduler for training, DDIMScheduler for sampling) with the same noise schedule."""
+    from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
+
+    kwargs = {"num_train_timesteps": arch["train_timesteps"], "schedule": arch["schedule"],
+              "beta_start": arch["beta_start"], "beta_end": arch["beta_end"]}
+    return DDPMScheduler(**kwargs), DDIMScheduler(**kwargs, clip_sample=True)
+
+
+def parameter_count(*modules: nn.Module) -> int:
+    """Trainable parameters of ``modules`` together."""
+    return sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)

@@ -1,0 +1,177 @@
+"""Generators (issue #15): training each kind, seeded sampling, the written samples, and the shipped models'
+samples checked for properties a broken model fails (finite, in range, varied, binary masks on the brain)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from GenMedEvalLib.cli import main
+from GenMedEvalLib.generate.model import SHIPPED, load_generator, resolve_generator, save_checkpoint
+from GenMedEvalLib.generate.slices import (
+    BRAIN_THRESHOLD,
+    SIZE,
+    SliceSet,
+    brain_fraction_inside,
+    training_slices,
+    volume_training_slices,
+)
+from GenMedEvalLib.generate.train import KINDS, TrainSettings, train_generator
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    from GenMedEvalLib.cohort import make_cohort
+
+    root = tmp_path_factory.mktemp("gen")
+    make_cohort(root / "cohort", n=8, seed=0, spacing=4.0)
+    return root / "cohort"
+
+
+@pytest.fixture(scope="module")
+def slices(cohort) -> SliceSet:
+    return training_slices(cohort / "images", split="train")
+
+
+def test_training_slices_are_the_encoders_view_of_each_slice(cohort, slices):
+    from GenMedEvalLib.cases import list_cases, read_item
+    from GenMedEvalLib.features.slicing import square_slice
+
+    assert slices.images.shape[1:] == (SIZE, SIZE) and slices.masks.dtype == np.uint8
+    assert 0.0 <= slices.images.min() and slices.images.max() <= 1.0
+    assert set(np.unique(slices.masks)) <= {0, 1}
+    assert 0.0 < slices.tumour_fraction < 1.0
+    item = next(i for i in list_cases(cohort / "images") if i.split == "train")
+    case = read_item(item).normalized()
+    volume = case.primary()
+    square = square_slice(volume.array[volume.array.shape[0] // 2], volume.spacing_zyx[1:])
+    assert slices.fov_mm == pytest.approx(square.shape[0] * min(volume.spacing_zyx[1:]))
+    images, masks, _ = volume_training_slices(volume, case.tumour(), min_brain=0.0)
+    assert len(images) == volume.array.shape[0]  # min_brain 0: every axial slice
+    # an independent resize (scipy zoom of the squared slice) agrees with the grid picture
+    from scipy.ndimage import zoom
+
+    middle = volume.array.shape[0] // 2
+    expected = np.clip(zoom(square, SIZE / square.shape[0], order=1, grid_mode=True, mode="nearest"), 0, 1)
+    assert expected.shape == (SIZE, SIZE)
+    assert np.abs(expected - images[middle]).mean() < 0.03
+    assert training_slices(cohort / "images", split="train").images.shape[0] < sum(
+        read_item(i).primary().array.shape[0] for i in list_cases(cohort / "images") if i.split == "train")
+
+
+def test_unknown_split_and_empty_folder_are_one_line_errors(cohort, tmp_path, capsys):
+    out = tmp_path / "g.pt"
+    assert main(["train-generator", "--kind", "vae", "--data", str(cohort / "images"), "--split", "nope",
+                 "--out", str(out), "--steps", "1"]) == 2
+    assert "split 'nope'" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["train-generator", "--kind", "vae", "--data", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_trains_saves_loads_and_samples_deterministically(kind, slices, tmp_path):
+    checkpoint = train_generator(kind, slices, TrainSettings(steps=3, batch=4, seed=1))
+    assert checkpoint["meta"]["training_slices"] == len(slices)
+    if kind != "memoriser":
+        assert np.isfinite(checkpoint["meta"]["final_loss"])
+    path = save_checkpoint(checkpoint, tmp_path / f"{kind}.pt", fov_mm=slices.fov_mm)
+    generator = load_generator(path, device="cpu")
+    a, ma = generator.sample(5, seed=7, steps=2)
+    b, mb = generator.sample(5, seed=7, steps=2)
+    c, _ = generator.sample(5, seed=8, steps=2)
+    assert a.shape == (5, SIZE, SIZE) and ma.shape == (5, SIZE, SIZE)
+    assert np.array_equal(a, b) and np.array_equal(ma, mb)  # same seed, same samples
+    assert not np.array_equal(a, c)  # another seed, other samples
+    assert np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1 and set(np.unique(ma)) <= {0, 1}
+
+
+def test_the_memoriser_returns_training_slices_with_imperceptible_noise(slices):
+    generator_payload = train_generator("memoriser", slices, TrainSettings(steps=1, batch=2, seed=0))
+    from GenMedEvalLib.generate.model import Generator
+
+    generator = Generator("memoriser", generator_payload["arch"], generator_payload["state_dict"],
+                          generator_payload["meta"], slices.fov_mm, "test")
+    images, masks = generator.sample(12, seed=3)
+    flat = slices.images.reshape(len(slices), -1)
+    for image, mask in zip(images, masks, strict=True):
+        nearest = np.abs(flat - image.reshape(1, -1)).mean(axis=1).argmin()
+        assert np.abs(flat[nearest] - image.reshape(-1)).max() < 0.03  # 8-bit storage + sd 0.004 noise
+        assert np.array_equal(slices.masks[nearest], mask)
+
+
+def test_a_corrupt_or_foreign_checkpoint_is_refused_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["generate", str(tmp_path / "out"), "--kind", str(bad), "--n", "2"]) == 2
+    assert "is not a GenMedEval generator checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main(["generate", str(tmp_path / "out"), "--kind", "nonsense", "--n", "2"]) == 2
+
+
+# -- the shipped models -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
+def shipped(request):
+    generator = resolve_generator(request.param, device="cpu")
+    images, masks = generator.sample(24, seed=0)
+    return request.param, generator, images, masks
+
+
+def test_shipped_samples_are_varied_brain_slices_with_tumours_on_the_brain(shipped, slices):
+    kind, generator, images, masks = shipped
+    assert generator.kind == kind and generator.meta["training_slices"] > 100
+    assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
+    assert set(np.unique(masks)) <= {0, 1}
+    brain = (images > BRAIN_THRESHOLD).mean(axis=(1, 2))
+    assert np.all(brain > 0.05) and np.all(brain < 0.9)  # a brain on a dark background, not noise or a blank
+    flat = images.reshape(len(images), -1)
+    distances = np.sqrt(((flat[:, None] - flat[None]) ** 2).mean(-1))[np.triu_indices(len(flat), 1)]
+    assert distances.min() > 0.01 and np.median(distances) > 0.05  # not all alike (no collapse)
+    with_tumour = masks.reshape(len(masks), -1).any(axis=1).mean()
+    assert 0.1 <= with_tumour <= 0.95
+    assert brain_fraction_inside(images, masks) >= 0.95
+
+
+def test_generate_cli_writes_readable_samples_the_same_per_seed(tmp_path, capsys):
+    from GenMedEvalLib.cases import list_cases
+    from GenMedEvalLib.features.slicing import DEFAULT_SLICES, volume_slices
+    from GenMedEvalLib.io import read_mask, read_volume
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["generate", str(first), "--kind", "gan", "--n", "6", "--seed", "4"]) == 0
+    assert main(["generate", str(second), "--kind", "gan", "--n", "6", "--seed", "4"]) == 0
+    assert "6 gan samples (seed 4)" in capsys.readouterr().out
+    items = list_cases(first)
+    assert [i.name for i in items] == [f"sample_{k:04d}" for k in range(6)]
+    assert all(i.mask is not None and i.mask.name.endswith("_mask.nii.gz") for i in items)
+    for item in items:
+        a, b = read_volume(item.image), read_volume(second / item.image.name)
+        assert np.array_equal(a.array, b.array) and a.array.shape == (1, SIZE, SIZE)
+        mask = read_mask(item.mask, like=a)
+        # one slice per sample, also for a sample with a tumour (no second copy as its tumour slice)
+        assert len(volume_slices(a, DEFAULT_SLICES, mask.array)) == 1
+    info = json.loads((first / "generated.json").read_text())
+    assert info["generator"] == "gan" and info["n"] == 6 and info["pixel_mm"] == pytest.approx(232 / 64)
+    assert main(["generate", str(first), "--kind", "gan", "--n", "6"]) == 2  # exists: needs --overwrite
+    assert main(["generate", str(first), "--kind", "gan", "--n", "3", "--overwrite"]) == 0
+    assert len(list_cases(first)) == 3
+
+
+def test_train_generator_cli_writes_a_checkpoint_generate_reads(cohort, tmp_path, capsys):
+    checkpoint = tmp_path / "gan.pt"
+    assert main(["train-generator", "--kind", "gan", "--data", str(cohort / "images"), "--split", "train",
+                 "--steps", "2", "--batch", "4", "--out", str(checkpoint), "--threads", "1"]) == 0
+    assert "gan -> " in capsys.readouterr().out
+    generator = load_generator(checkpoint, device="cpu")
+    assert generator.meta["steps"] == 2 and generator.meta["command"].startswith("genmedeval train-generator")
+    assert main(["generate", str(tmp_path / "s"), "--kind", str(checkpoint), "--n", "3"]) == 0
+    assert len(list((tmp_path / "s").glob("sample_*_mask.nii.gz"))) == 3
+    # --init continues diffusion models only; an existing --out needs --overwrite
+    assert main(["train-generator", "--kind", "vae", "--data", str(cohort / "images"), "--init", str(checkpoint),
+                 "--steps", "1", "--out", str(tmp_path / "v.pt")]) == 2
+    assert "--init continues a diffusion model only" in capsys.readouterr().err and not (tmp_path / "v.pt").exists()
+    assert main(["train-generator", "--kind", "gan", "--data", str(cohort / "images"), "--steps", "1",
+                 "--out", str(checkpoint)]) == 2
