@@ -11,7 +11,6 @@ import pytest
 from GenMedEvalLib.cli import main
 from GenMedEvalLib.generate.model import SHIPPED, load_generator, resolve_generator, save_checkpoint
 from GenMedEvalLib.generate.slices import (
-    BRAIN_THRESHOLD,
     SIZE,
     SliceSet,
     brain_fraction_inside,
@@ -120,18 +119,38 @@ def shipped(request):
     return request.param, generator, images, masks
 
 
+def otsu(image: np.ndarray) -> float:
+    """Otsu's threshold of one image (the between-class variance maximised over 64 bins), written out here."""
+    counts, edges = np.histogram(image, bins=64, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(counts)
+    mean = np.cumsum(counts * centres)
+    total, grand = weight[-1], mean[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (grand * weight - total * mean) ** 2 / (weight * (total - weight))
+    return float(centres[np.nanargmax(between[:-1])])
+
+
 def test_shipped_samples_are_varied_brain_slices_with_tumours_on_the_brain(shipped, slices):
     kind, generator, images, masks = shipped
     assert generator.kind == kind and generator.meta["training_slices"] > 100
     assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
     assert set(np.unique(masks)) <= {0, 1}
-    brain = (images > BRAIN_THRESHOLD).mean(axis=(1, 2))
-    assert np.all(brain > 0.05) and np.all(brain < 0.9)  # a brain on a dark background, not noise or a blank
+    from scipy.ndimage import binary_closing, binary_fill_holes
+
+    # each sample's brain: its bright object (Otsu), closed and filled so a dark tumour inside it counts
+    brains = np.stack([binary_fill_holes(binary_closing(image > otsu(image), iterations=2)) for image in images])
+    brain = brains.mean(axis=(1, 2))
+    assert np.all(brain > 0.05) and np.all(brain < 0.9)  # a brain on a darker background, not noise or a blank
+    border = np.concatenate([images[:, :4].reshape(len(images), -1), images[:, -4:].reshape(len(images), -1)], 1)
+    assert np.all(border.mean(1) < images[:, 24:40, 24:40].reshape(len(images), -1).mean(1))  # darker outside
     flat = images.reshape(len(images), -1)
     distances = np.sqrt(((flat[:, None] - flat[None]) ** 2).mean(-1))[np.triu_indices(len(flat), 1)]
     assert distances.min() > 0.01 and np.median(distances) > 0.05  # not all alike (no collapse)
     with_tumour = masks.reshape(len(masks), -1).any(axis=1).mean()
     assert 0.1 <= with_tumour <= 0.95
+    inside = (brains & (masks > 0)).sum() / max(int(masks.sum()), 1)
+    assert inside >= 0.9  # generated tumours lie on the generated brain
     assert brain_fraction_inside(images, masks) >= 0.95
 
 
@@ -166,7 +185,7 @@ def test_train_generator_cli_writes_a_checkpoint_generate_reads(cohort, tmp_path
                  "--steps", "2", "--batch", "4", "--out", str(checkpoint), "--threads", "1"]) == 0
     assert "gan -> " in capsys.readouterr().out
     generator = load_generator(checkpoint, device="cpu")
-    assert generator.meta["steps"] == 2 and generator.meta["command"].startswith("genmedeval train-generator")
+    assert generator.meta["steps"] == 2 and generator.meta["training_slices"] > 0
     assert main(["generate", str(tmp_path / "s"), "--kind", str(checkpoint), "--n", "3"]) == 0
     assert len(list((tmp_path / "s").glob("sample_*_mask.nii.gz"))) == 3
     # --init continues diffusion models only; an existing --out needs --overwrite
@@ -175,3 +194,24 @@ def test_train_generator_cli_writes_a_checkpoint_generate_reads(cohort, tmp_path
     assert "--init continues a diffusion model only" in capsys.readouterr().err and not (tmp_path / "v.pt").exists()
     assert main(["train-generator", "--kind", "gan", "--data", str(cohort / "images"), "--steps", "1",
                  "--out", str(checkpoint)]) == 2
+
+
+def test_otsu_threshold_maximises_the_between_class_variance():
+    from GenMedEvalLib.generate.slices import brain_mask, otsu_threshold
+
+    rng = np.random.default_rng(0)
+    image = np.where(rng.random((64, 64)) < 0.3, 0.8, 0.2) + rng.normal(0, 0.03, (64, 64))
+    image = np.clip(image, 0, 1)
+    level = otsu_threshold(image)
+
+    def between(t):  # brute force over the pixels themselves
+        low, high = image[image <= t], image[image > t]
+        return 0.0 if not len(low) or not len(high) else len(low) * len(high) * (low.mean() - high.mean()) ** 2
+
+    best = max(np.linspace(0.05, 0.95, 181), key=between)
+    assert 0.35 < level < 0.65 and between(level) >= 0.999 * between(best)
+    disc = np.zeros((64, 64), np.float32)
+    yy, xx = np.mgrid[:64, :64]
+    disc[(yy - 32) ** 2 + (xx - 32) ** 2 < 20 ** 2] = 0.8
+    disc[30:34, 30:34] = 0.1  # a dark tumour inside the brain
+    assert brain_mask(disc)[31, 31] and not brain_mask(disc)[2, 2]

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=at_least(1), default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--steps", type=at_least(1), default=None,
-                   help="DDIM sampling steps of a diffusion model (default 25; ignored by other kinds)")
+                   help="DDIM sampling steps of a diffusion model (default 20; ignored by other kinds)")
     add_execution_options(p, trust=False, overwrite="replace an output folder GenMedEval wrote before")
     p.set_defaults(func=run_generate)
 

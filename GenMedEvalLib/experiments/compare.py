@@ -132,12 +132,12 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     results = ResultCache()
     dn = Downstream.load(segmenter, results) if downstream else None
     upstream_rows, dice_rows, upstream, predicted, agreed, better = [], [], {}, {}, {}, {}
-    pictures, neighbours, yardsticks = {"real reference": [_preview(m) for m in ref_cases[:8]]}, {}, {}
+    pictures, neighbours, yardsticks = {"real reference": _previews(ref_cases)}, {}, {}
     for model in models:
         members = load_set(listed[f"model {model}"], model, options, contrast)
         generated = stack(feats.of(members))
         rows = _slice_rows(members, feats.last_info)
-        pictures[model] = [_preview(m) for m in members[:8]]
+        pictures[model] = _previews(members)
         result = results.suite({**fixed, "generated": generated}, names, bootstrap=bootstrap, seed=seed)
         upstream[model] = {r.metric: r.value for r in result.rows if r.value is not None}
         for r in result.rows:
@@ -212,10 +212,12 @@ def _slice_rows(members, info) -> list[tuple[str, int]]:
     return [(members[i.volume].item.name, i.index) for i in info]
 
 
-def _preview(member):
+def _previews(members, count: int = 8) -> list:
+    """Pictures of ``count`` cases spread evenly over the set (not its first few, which may share a volume)."""
     from .phase2 import preview_slice
 
-    return preview_slice(member)
+    picks = sorted(set(np.round(np.linspace(0, len(members) - 1, min(count, len(members)))).astype(int)))
+    return [preview_slice(members[i]) for i in picks]
 
 
 def _z_rows(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:

@@ -19,11 +19,14 @@ from .config import Condition, DataSet, SweepConfig, paper_conditions
 __all__ = ["Condition", "choose_encoder", "demo_config", "paper_conditions", "run_demo"]
 
 PHASE2_KINDS = ("vae", "gan", "ddpm", "memoriser")
-PHASE2_BASELINE = "real (eval split)"
+PHASE2_BASELINE = "real (eval, 64 grid)"
+PHASE2_VOLUMES = "real (eval volumes)"
 PHASE2_NOTE = ("Phase 2 compares the shipped generators, trained on the cohort's train split "
-               "(Resources/Models/README.md), with the reference split; the real held-out eval split is the "
-               "baseline every z-score is measured from. Generated slices are one-slice volumes on the generators' "
-               "64 x 64 grid; their masks were generated with the images.")
+               "(Resources/Models/README.md), with the reference split. Generated slices are one-slice volumes on "
+               "the generators' 64 x 64 grid (3.6 mm pixels), their masks generated with the images. The baseline "
+               "every z-score is measured from is the real held-out eval split cut onto that same grid (slices "
+               "chosen like the generators' training mix), so what the grid costs (resolution) is not charged to "
+               "the generators; the eval split's own volumes are shown beside it.")
 PHASE2_REAL_NOTE = ("Phase 2 on real cases needs generators trained on them (genmedeval train-generator --data DIR, "
                     "then genmedeval compare --model NAME=DIR); the shipped generators learnt the built-in cohort "
                     "and are not compared with real scans.")
@@ -92,7 +95,8 @@ def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.
         run = read_json(out / "run.json")
         write_text(out / "run.json", json.dumps({**run, "phase2_note": PHASE2_REAL_NOTE}, indent=1))
     if phase2 and data is None:
-        models = {PHASE2_BASELINE: config.data["base"], **generated_sets(out / "generated", samples, seed)}
+        models = {PHASE2_BASELINE: real_grid_set(config.data["base"], out / "generated" / "real_grid", samples, seed),
+                  PHASE2_VOLUMES: config.data["base"], **generated_sets(out / "generated", samples, seed)}
         run_compare(config.data["reference"], models, out / "phase2", encoder=config.encoder, metrics=metrics,
                     slices=config.slice_settings, cases=config.cases, train=config.data["train"],
                     test=config.data["test"], downstream=downstream, seed=seed, bootstrap=bootstrap,
@@ -101,17 +105,36 @@ def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.
     return write_report(out)
 
 
+def _written(target: Path, n: int, seed: int, weights: str | None = None) -> bool:
+    """Whether ``target`` already holds ``n`` samples written with ``seed`` (and these weights' SHA-256): a second
+    demo run reuses them; other weights (an update) are sampled again."""
+    from ..io import read_json
+
+    done = target / "generated.json"
+    if not done.is_file():
+        return False
+    info = read_json(done)
+    return info.get("n") == n and info.get("seed") == seed and (weights is None or info.get("weights_sha256") == weights)
+
+
+def real_grid_set(base: DataSet, target: Path, n: int, seed: int) -> DataSet:
+    """``n`` real slices of the base set on the generators' grid (``generate.write.write_real_slices``)."""
+    from ..generate.write import write_real_slices
+
+    if not _written(target, n, seed):
+        write_real_slices(base.folder, target, n=n, seed=seed, split=base.split, overwrite=True)
+    return DataSet(target)
+
+
 def generated_sets(folder: Path, n: int, seed: int) -> dict[str, DataSet]:
     """``n`` samples of each shipped generator under ``folder/KIND`` (reused when already there, same seed)."""
-    from ..generate.model import DEFAULT_DDIM_STEPS, resolve_generator
+    from ..generate.model import DEFAULT_DDIM_STEPS, SHIPPED_SHA256, resolve_generator
     from ..generate.write import write_samples
-    from ..io import read_json
 
     sets = {}
     for kind in PHASE2_KINDS:
         target = folder / kind
-        done = target / "generated.json"
-        if not (done.is_file() and read_json(done).get("n") == n and read_json(done).get("seed") == seed):
+        if not _written(target, n, seed, SHIPPED_SHA256[kind]):
             write_samples(resolve_generator(kind), target, n=n, seed=seed, steps=DEFAULT_DDIM_STEPS, overwrite=True)
         sets[kind] = DataSet(target)
     return sets

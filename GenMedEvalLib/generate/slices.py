@@ -154,6 +154,32 @@ def brain_fraction_inside(images: np.ndarray, masks: np.ndarray) -> float:
     return float(((np.asarray(images) > BRAIN_THRESHOLD) & (np.asarray(masks) > 0)).sum() / total)
 
 
+def otsu_threshold(image: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of a [0, 1] image: the histogram split that maximises the between-class variance."""
+    counts, edges = np.histogram(np.asarray(image, dtype=np.float64), bins=bins, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts)[:-1].astype(np.float64)
+    mass = np.cumsum(counts * centres)[:-1]
+    total, grand = float(counts.sum()), float((counts * centres).sum())
+    above = total - below
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = np.where((below > 0) & (above > 0), (grand * below - total * mass) ** 2 / (below * above), -1.0)
+    if between.max() <= 0:
+        return BRAIN_THRESHOLD
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))  # a plateau where no pixel lies: take its middle
+    return float(edges[1:][best[len(best) // 2]])
+
+
+def brain_mask(image: np.ndarray) -> np.ndarray:
+    """A generated slice's brain: pixels above its Otsu threshold (at least ``BRAIN_THRESHOLD``), closed and
+    hole-filled so that a dark tumour inside counts."""
+    from scipy.ndimage import binary_closing, binary_fill_holes
+
+    picture = np.asarray(image, dtype=np.float32)
+    level = max(otsu_threshold(picture), BRAIN_THRESHOLD)
+    return binary_fill_holes(binary_closing(picture > level, iterations=2))
+
+
 def check_batch(images: np.ndarray, masks: np.ndarray, source: str) -> None:
     """Refuse generated batches that are not finite, not in [0, 1] or whose masks are not binary."""
     if not np.isfinite(images).all():
@@ -168,3 +194,14 @@ def as_pairs(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> np.nd
     """(N, 2, S, S) float32 in [-1, 1]: the networks' view of image and mask."""
     x = np.stack([np.asarray(images, np.float32), np.asarray(masks, np.float32)], axis=1)
     return x * 2.0 - 1.0
+
+
+def balanced_pick(data: SliceSet, n: int, seed: int, share: float = 0.5) -> np.ndarray:
+    """``n`` slice indices, ``share`` of them with tumour where the set has enough (the generators' training mix)."""
+    rng = np.random.default_rng(seed)
+    has_tumour = data.masks.reshape(len(data), -1).any(axis=1)
+    tumour, plain = np.flatnonzero(has_tumour), np.flatnonzero(~has_tumour)
+    k = min(len(tumour), int(round(n * share)), n)
+    rest = min(len(plain), n - k)
+    index = np.concatenate([rng.choice(tumour, k, replace=False), rng.choice(plain, rest, replace=False)])
+    return np.sort(index)

@@ -19,7 +19,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 
 from ..errors import ParameterError
 from .nets import DEFAULT_ARCH, build_ddpm, build_gan, build_vae, ddpm_schedulers, parameter_count
-from .slices import SliceSet, as_pairs
+from .slices import SliceSet, as_pairs, balanced_pick
 
 KINDS = ("vae", "gan", "ddpm", "memoriser")
 TRAINABLE = ("vae", "gan", "ddpm")
@@ -198,13 +198,7 @@ def build_memoriser(data: SliceSet, settings: TrainSettings, *, max_slices: int 
     """The memoriser: up to ``max_slices`` training slices (balanced like training batches) stored as 8-bit
     images with their masks; sampling returns them with Gaussian noise of sd ``noise`` (imperceptible)."""
     start = time.perf_counter()
-    rng = np.random.default_rng(settings.seed)
-    has_tumour = data.masks.reshape(len(data), -1).any(axis=1)
-    tumour, plain = np.flatnonzero(has_tumour), np.flatnonzero(~has_tumour)
-    k = min(len(tumour), int(round(max_slices * settings.tumour_share)))
-    index = np.concatenate([rng.choice(tumour, k, replace=False),
-                            rng.choice(plain, min(len(plain), max_slices - k), replace=False)])
-    index.sort()
+    index = balanced_pick(data, min(max_slices, len(data)), settings.seed, settings.tumour_share)
     images = torch.from_numpy(np.round(data.images[index] * 255).astype(np.uint8))
     masks = torch.from_numpy(np.packbits(data.masks[index].astype(bool), axis=-1))  # 1 bit per pixel
     meta = _meta("memoriser", data, settings, [], start, 0, {"stored_slices": len(index), "noise": noise})

@@ -87,7 +87,7 @@ def measure(n: int, steps: int, label: str) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     idle = measure(args.n, args.steps, "idle")
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
