@@ -191,8 +191,10 @@ def test_phase2_compares_the_shipped_generators_with_rank_agreement(demo_run):
     fd = {m: summary["upstream"][m]["fd"] for m in ("vae", "gan", "ddpm", "memoriser")}
     auth = {m: summary["upstream"][m]["authpct"] for m in ("vae", "gan", "ddpm", "memoriser")}
     assert min(fd, key=fd.get) == "memoriser" and min(auth, key=auth.get) == "memoriser"
+    # (its copies come from the 2 mm cohort the generators learnt; this test's cohort is 3 mm, so they are near
+    # copies of the training slices here, not exact ones: the nearest among the generators, not below real data)
     near = {m: summary["nearest_median"][m] for m in ("vae", "gan", "ddpm", "memoriser")}
-    assert min(near, key=near.get) == "memoriser" and near["memoriser"] < summary["real_nearest_median"]
+    assert min(near, key=near.get) == "memoriser"
 
 
 def test_report_command_rewrites_and_refuses_other_folders(demo_run, tmp_path, capsys):
