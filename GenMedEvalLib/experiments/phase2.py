@@ -124,6 +124,18 @@ def preview_slice(member) -> tuple[np.ndarray, np.ndarray]:
     return images[pick], masks[pick]
 
 
+def _save(fig, path: Path, title: str) -> Path:
+    """Title, lay out and write a figure atomically as PNG; close it."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _outline(ax, mask: np.ndarray, colour: str) -> None:
     if np.any(mask) and not np.all(mask):
         ax.contour(mask.astype(float), levels=[0.5], colors=colour, linewidths=0.8)
@@ -150,12 +162,7 @@ def sample_grid(rows: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]], path: 
             else:
                 ax.axis("off")
         axes[i, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle("Samples per model beside real reference slices (tumour mask outlined in yellow)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, "Samples per model beside real reference slices (tumour mask outlined in yellow)")
 
 
 def nearest_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray, float, float]], path: Path) -> Path:
@@ -178,9 +185,4 @@ def nearest_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray, float, flo
             ax.set_title(label, fontsize=7)
         ratio = distance / yardstick if yardstick > 0 else float("nan")
         axes[i, 0].set_xlabel(f"distance {distance:.3g} = {ratio:.2f} x real held-out median", fontsize=7)
-    fig.suptitle("Closest to a training image (encoder feature space)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, "Closest to a training image (encoder feature space)")
