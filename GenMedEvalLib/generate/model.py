@@ -171,7 +171,7 @@ SHIPPED = {"vae": "generator_vae.pt", "gan": "generator_gan.pt", "ddpm": "genera
 SHIPPED_SHA256: dict[str, str] = {
     "vae": "f9f2e19f979bc2ea537c0c15f0f863573643c05eb1a5a7a595dbba36bd32c0ff",
     "gan": "3dcab0ca287be05608e3a3919f3585487ad463214691e2886eaafa9e56bb48b6",
-    "ddpm": "121bfb6b9d3aaae55030f89864412a539164e540c0391c5db0f9ad37fd59b2f6",
+    "ddpm": "a5244fab272095db600cae8e3b4e1dd6bc6c0b3f1b9c4e621c2143d7e7080d3c",
     "memoriser": "9393e79686bd60d3b2e90f402f941974181c3de3dfac117cbb94ded7ec79a238",
 }
 
