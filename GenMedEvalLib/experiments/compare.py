@@ -132,7 +132,7 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     results = ResultCache()
     dn = Downstream.load(segmenter, results) if downstream else None
     upstream_rows, dice_rows, upstream, predicted, agreed, better = [], [], {}, {}, {}, {}
-    pictures, neighbours, yardsticks = {"real reference": _previews(ref_cases)}, {}, {}
+    pictures, neighbours, yardsticks, loaded = {"real reference": _previews(ref_cases)}, {}, {}, {}
     for model in models:
         members = load_set(listed[f"model {model}"], model, options, contrast)
         generated = stack(feats.of(members))
@@ -148,6 +148,8 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
         if "train" in fixed and len(generated):
             neighbours[model] = nearest_training(model, generated, rows, fixed["train"], train_rows)
             yardsticks[model] = median_nearest(generated, fixed["train"])
+            best = neighbours[model][0].sample
+            loaded[model] = next(m for m in members if m.item.name == best)  # kept for its picture
         if dn is not None:
             row = _model_downstream(dn, model, members[:downstream_max_volumes] if downstream_max_volumes else members,
                                     bootstrap=max(bootstrap, 20), seed=seed)
@@ -168,8 +170,7 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     write_text(out / "rank_agreement.csv", csv_text([{**a.__dict__, "downstream": basis} for a in agreement_rows]))
     compare_heatmap(z_rows, better, out / "compare_heatmap.png", baseline=baseline)
     finding = ranking_finding([a.__dict__ for a in agreement_rows], basis) if agreement_rows else None
-    figures = _pictures(out, pictures, neighbours, yardsticks, real_yardstick, train_cases, models, listed,
-                        options, contrast)
+    figures = _pictures(out, pictures, neighbours, loaded, real_yardstick, train_cases)
     summary: dict[str, Any] = {"reference": reference.describe(), "models": {k: v.describe() for k, v in models.items()},
                                "encoder": enc.name, "max_slices": feats.settings.max_slices,
                                "tumour_slices": feats.settings.tumour_slices, "plane": feats.settings.plane,
@@ -233,9 +234,11 @@ def _z_rows(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
     return out
 
 
-def _pictures(out: Path, pictures, neighbours, yardsticks, real_yardstick, train_cases, models, listed,
-              options, contrast) -> dict[str, str]:
-    """The sample grid and the nearest-to-training figure; their file names."""
+def _pictures(out: Path, pictures, neighbours, closest, real_yardstick, train_cases) -> dict[str, str]:
+    """The sample grid and the nearest-to-training figure; their file names.
+
+    ``closest``: per model, its (already read) case holding the slice nearest to a training slice.
+    """
     from ..generate.slices import volume_training_slices
     from .phase2 import nearest_figure, sample_grid
 
@@ -246,9 +249,7 @@ def _pictures(out: Path, pictures, neighbours, yardsticks, real_yardstick, train
     pairs = []
     for model, found in neighbours.items():
         best = found[0]
-        members = {m.name: m for m in listed[f"model {model}"]}
-        member = load_set([members[best.sample]], model, options, contrast)[0]
-        generated = _cut(member, best.sample_slice, volume_training_slices)
+        generated = _cut(closest[model], best.sample_slice, volume_training_slices)
         train = _cut(by_name[best.train], best.train_slice, volume_training_slices)
         pairs.append((model, generated, train, best.distance, real_yardstick))
     figures["nearest"] = nearest_figure(pairs, out / "nearest_training.png").name

@@ -55,12 +55,16 @@ def agreement_dice(segmentations: Sequence[np.ndarray], generated: Sequence[np.n
 
 
 def nearest_pairs(generated: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(index of the nearest training row, Euclidean distance) for every generated feature row."""
-    g = np.asarray(generated, np.float64)
-    t = np.asarray(train, np.float64)
-    d2 = np.maximum((g * g).sum(1)[:, None] + (t * t).sum(1)[None, :] - 2.0 * g @ t.T, 0.0)
-    index = d2.argmin(axis=1)
-    return index, np.sqrt(d2[np.arange(len(g)), index])
+    """(index of the nearest training row, Euclidean distance) for every generated feature row, in blocks
+    (``metrics.manifold.distance_blocks``, the distances PRDC and AuthPct use)."""
+    from ..metrics.manifold import distance_blocks
+
+    g, t = np.asarray(generated, np.float64), np.asarray(train, np.float64)
+    index, distance = np.zeros(len(g), np.int64), np.zeros(len(g))
+    for rows, d in distance_blocks(g, t):
+        index[rows] = d.argmin(axis=1)
+        distance[rows] = d[np.arange(len(d)), index[rows]]
+    return index, distance
 
 
 def nearest_training(model: str, generated: np.ndarray, generated_rows: Sequence[tuple[str, int]],
