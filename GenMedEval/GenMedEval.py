@@ -80,13 +80,19 @@ from GenMedEvalLib import scene_logic  # noqa: E402  (numpy, SimpleITK and scipy
 RANGES = scene_logic.control_ranges()  # one source: the perturbation registry
 PREVIEW_KINDS = list(scene_logic.MODULE_CONTROLS)
 MODES = scene_logic.mode_choices()
+CHOICES = scene_logic.choice_controls()  # combo boxes: mode and the artefacts' axes
 ENCODERS = scene_logic.encoder_choices()
 
 
 def _ranged(control: str):
-    """``Annotated[float, WithinRange(...)]`` with the registry's range of ``control``."""
+    """``Annotated[float, WithinRange(...)]`` (``int`` for whole-number parameters) with the registry's range."""
     found = RANGES[control]
-    return Annotated[float, WithinRange(found.low, found.high)]
+    return Annotated[int if found.integer else float, WithinRange(found.low, found.high)]
+
+
+def _choice(control: str):
+    """``Annotated[str, Choice(...)]`` with the registry's choices of ``control``."""
+    return Annotated[str, Choice(CHOICES[control])]
 
 
 #
@@ -105,7 +111,8 @@ class GenMedEval(ScriptedLoadableModule):
         self.parent.contributors = ["GenMedEval developers"]
         self.parent.helpText = _(
             "Evaluate synthetic brain MRI: perturb a real volume in controlled ways (noise, tumour boundary blur, "
-            "radial gradients, contrast invention) with a live preview, compute upstream no-reference metrics "
+            "radial gradients, contrast invention and, beyond the paper, MRI artefacts: motion, ghosting, spikes, "
+            "bias field, thick slices) with a live preview, compute upstream no-reference metrics "
             "(FD, KD, PRDC, AuthPct, ...) of a generated set against a reference set, and predict a segmenter's "
             "Dice without ground truth. Requires 3D Slicer 5.10 or later (Python 3.12) and the PyTorch extension. "
             "See the README of the GenMedEval extension."
@@ -136,11 +143,26 @@ class GenMedEvalParameterNode:
     frequency: _ranged("frequency") = RANGES["frequency"].default
     contrastStrength: _ranged("contrastStrength") = RANGES["contrastStrength"].default
     mode: Annotated[str, Choice(MODES)] = "slice"
+    # MRI artefacts beyond the paper (TorchIO)
+    motionDegrees: _ranged("motionDegrees") = RANGES["motionDegrees"].default
+    motionTranslation: _ranged("motionTranslation") = RANGES["motionTranslation"].default
+    motionCount: _ranged("motionCount") = RANGES["motionCount"].default
+    ghostCount: _ranged("ghostCount") = RANGES["ghostCount"].default
+    ghostIntensity: _ranged("ghostIntensity") = RANGES["ghostIntensity"].default
+    ghostAxis: _choice("ghostAxis") = "y"
+    ghostRestore: _ranged("ghostRestore") = RANGES["ghostRestore"].default
+    spikeCount: _ranged("spikeCount") = RANGES["spikeCount"].default
+    spikeIntensity: _ranged("spikeIntensity") = RANGES["spikeIntensity"].default
+    biasCoefficients: _ranged("biasCoefficients") = RANGES["biasCoefficients"].default
+    biasOrder: _ranged("biasOrder") = RANGES["biasOrder"].default
+    anisotropyFactor: _ranged("anisotropyFactor") = RANGES["anisotropyFactor"].default
+    anisotropyAxis: _choice("anisotropyAxis") = "coarsest"
     seed: Annotated[int, WithinRange(0, 1000000)] = 0
     livePreview: bool = True
     showPerturbed: bool = True
     perturbedVolume: vtkMRMLScalarVolumeNode
     changesVolume: vtkMRMLLabelMapVolumeNode
+    regionsSegmentation: vtkMRMLSegmentationNode  # where the local metrics look (ROI crops, boundary bands)
     referenceFolder: pathlib.Path  # an unset path reads as Path("."): see scene_logic.given_path
     evaluatedFolder: pathlib.Path
     encoder: Annotated[str, Choice(ENCODERS)] = "domain"
@@ -203,6 +225,8 @@ class GenMedEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.previewButton.connect("clicked(bool)", self.onPreviewButton)
+        self.ui.showRegionsButton.connect("clicked(bool)", self.onShowRegions)
+        self.ui.perturbationComboBox.toolTip = _(scene_logic.kinds_tooltip())
         self.ui.showPerturbedCheckBox.connect("toggled(bool)", self.onShowPerturbed)
         self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
@@ -272,18 +296,31 @@ class GenMedEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if p is None:
             return
         used = scene_logic.controls_used(p.perturbation)
-        for control, widget in (("noiseLevel", self.ui.noiseSlider), ("blurSigma", self.ui.blurSigmaSlider),
-                                ("bandMm", self.ui.bandSlider), ("amplitude", self.ui.amplitudeSlider),
-                                ("frequency", self.ui.frequencySlider), ("contrastStrength", self.ui.strengthSlider),
-                                ("mode", self.ui.modeComboBox)):
+        for control, widget in self.perturbationControls():
             widget.enabled = control in used
+        self.ui.perturbationNoteLabel.text = _(scene_logic.kind_note(p.perturbation))
         idle = self._job is None
         self.ui.previewButton.enabled = bool(p.inputVolume)
+        self.ui.showRegionsButton.enabled = bool(p.inputVolume)
         self.ui.segmentButton.enabled = bool(p.inputVolume) and idle
         self.ui.evaluateButton.enabled = bool(scene_logic.given_path(p.referenceFolder)
                                               and scene_logic.given_path(p.evaluatedFolder)) and idle
         self.ui.cancelButton.enabled = not idle
         self.schedulePreview()
+
+    def perturbationControls(self) -> tuple:
+        """(parameter name, widget) of every perturbation control; only the chosen kind's are enabled."""
+        ui = self.ui
+        return (("noiseLevel", ui.noiseSlider), ("blurSigma", ui.blurSigmaSlider), ("bandMm", ui.bandSlider),
+                ("amplitude", ui.amplitudeSlider), ("frequency", ui.frequencySlider),
+                ("contrastStrength", ui.strengthSlider), ("mode", ui.modeComboBox),
+                ("motionDegrees", ui.motionDegreesSlider), ("motionTranslation", ui.motionTranslationSlider),
+                ("motionCount", ui.motionCountSlider), ("ghostCount", ui.ghostCountSlider),
+                ("ghostIntensity", ui.ghostIntensitySlider), ("ghostAxis", ui.ghostAxisComboBox),
+                ("ghostRestore", ui.ghostRestoreSlider), ("spikeCount", ui.spikeCountSlider),
+                ("spikeIntensity", ui.spikeIntensitySlider), ("biasCoefficients", ui.biasCoefficientsSlider),
+                ("biasOrder", ui.biasOrderSlider), ("anisotropyFactor", ui.anisotropyFactorSlider),
+                ("anisotropyAxis", ui.anisotropyAxisComboBox))
 
     def schedulePreview(self) -> None:
         """Restart the debounce timer when a perturbation input changed (nothing else triggers a preview)."""
@@ -339,6 +376,27 @@ class GenMedEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         background = p.perturbedVolume if show and p.perturbedVolume else p.inputVolume
         slicer.util.setSliceViewerLayers(background=background, label=p.changesVolume, labelOpacity=0.5, fit=False)
+
+    # -- where the local metrics look -----------------------------------------------------
+
+    def onShowRegions(self) -> None:
+        """Outline the local metrics' ROI crops and boundary bands of the input volume and its tumour mask.
+
+        As the explicit Apply: input problems (no or an empty mask) in the panel's status line,
+        unexpected errors shown with their details.
+        """
+        from GenMedEvalLib.errors import GenMedEvalError
+
+        try:
+            self.logic.showRegions(self._parameterNode)
+        except GenMedEvalError as exc:
+            self.ui.statusLabel.text = str(exc)
+            return
+        except Exception as exc:
+            slicer.util.errorDisplay(_("Could not show where the local metrics look.") + f"\n\n{exc}")
+            return
+        self.ui.statusLabel.text = _("Outlined: the ROI crops of the _roi metrics and the boundary bands of the "
+                                     "_band metrics.")
 
     # -- background work ------------------------------------------------------------------
 
@@ -599,6 +657,15 @@ class GenMedEvalLogic(ScriptedLoadableModuleLogic):
         p.perturbedVolume = result.volume_node
         p.changesVolume = result.overlay_node
         return result
+
+    def showRegions(self, parameterNode):
+        """The local metrics' ROI crops and boundary bands of the input volume as ``regionsSegmentation``."""
+        p = parameterNode
+        if not p.inputVolume:
+            raise ValueError(_("Select an input volume."))
+        p.regionsSegmentation = self.sceneLogic.show_regions(p.inputVolume, p.inputMask,
+                                                             segmentation_node=p.regionsSegmentation)
+        return p.regionsSegmentation
 
     # -- tables ---------------------------------------------------------------------------
 

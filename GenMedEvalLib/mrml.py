@@ -198,6 +198,75 @@ def mask_to_segmentation(scene, volume: Volume, mask: np.ndarray, name: str, seg
     return segmentation
 
 
+def masks_to_segmentation(scene, volume: Volume, masks: Mapping[str, np.ndarray], name: str, *,
+                          colours: Mapping[str, Sequence[float]] | None = None, outline: bool = False, node=None):
+    """A segmentation node with one segment per named binary mask, in order (segments may overlap).
+
+    ``node``: an existing segmentation node to refill (its segments are replaced, its ID kept);
+    ``colours``: RGB in [0, 1] by segment name; ``outline``: slice views draw the segments' outlines
+    only, so the image under them stays visible. An empty mask gives an empty segment.
+    """
+    import slicer
+
+    segmentation = node if node is not None else scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    segmentation.SetName(name)
+    if segmentation.GetDisplayNode() is None:
+        segmentation.CreateDefaultDisplayNodes()
+    segments = segmentation.GetSegmentation()
+    segments.RemoveAllSegments()
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)
+    for segment_name, mask in masks.items():
+        binary = (np.asarray(mask) > 0).astype(np.uint8)
+        before = segments.GetNumberOfSegments()
+        if binary.any():
+            labelmap = add_volume_node(scene, volume, f"{name}-labelmap", array=binary, label=True)
+            try:
+                if not logic.ImportLabelmapToSegmentationNode(labelmap, segmentation):
+                    raise InputError(f"could not convert the mask '{segment_name}' to a segment", name)
+            finally:
+                scene.RemoveNode(labelmap)
+        if segments.GetNumberOfSegments() == before:  # nothing imported (an empty mask)
+            segments.AddEmptySegment("", segment_name)
+        segment = segments.GetNthSegment(before)
+        segment.SetName(segment_name)
+        if colours and segment_name in colours:
+            segment.SetColor(*(float(c) for c in colours[segment_name]))
+    display = segmentation.GetDisplayNode()
+    display.SetVisibility(True)
+    display.SetVisibility2DFill(not outline)
+    display.SetVisibility2DOutline(True)
+    return segmentation
+
+
+def segment_masks(scene, segmentation, reference) -> dict[str, np.ndarray]:
+    """Each segment of ``segmentation`` as a binary (z, y, x) uint8 mask on ``reference``'s grid, by segment name."""
+    import slicer
+    import vtk
+
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)
+    like = volume_from_node(reference)
+    segments = segmentation.GetSegmentation()
+    out = {}
+    for index in range(segments.GetNumberOfSegments()):
+        segment_id = segments.GetNthSegmentID(index)
+        ids = vtk.vtkStringArray()
+        ids.InsertNextValue(segment_id)
+        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "genmedeval-export")
+        try:
+            if not logic.ExportSegmentsToLabelmapNode(segmentation, ids, labelmap, reference):
+                raise InputError(f"could not export the segment '{segments.GetNthSegment(index).GetName()}'",
+                                 segmentation.GetName())
+            exported = volume_from_node(labelmap) if labelmap.GetImageData() is not None else None
+        finally:
+            scene.RemoveNode(labelmap)
+        name = segments.GetNthSegment(index).GetName()
+        out[name] = np.zeros(like.array.shape, np.uint8) if exported is None or exported.array.size == 0 \
+            else resample_mask(exported, like)
+    return out
+
+
 def segmentation_to_mask(scene, segmentation, reference) -> np.ndarray:
     """All segments of ``segmentation`` as one binary (z, y, x) mask on ``reference``'s voxel grid."""
     import slicer

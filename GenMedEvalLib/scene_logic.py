@@ -33,7 +33,19 @@ MODULE_CONTROLS: dict[str, dict[str, str]] = {
     "boundary_blur": {"sigma": "blurSigma", "band": "bandMm", "mode": "mode"},
     "radial_gradient": {"amplitude": "amplitude", "frequency": "frequency", "mode": "mode"},
     "contrast_invention": {"strength": "contrastStrength"},
+    # MRI artefacts beyond the paper (TorchIO): one control per parameter (their ranges and defaults differ
+    # from every paper control's, so none is shared); integer parameters get whole-number sliders.
+    "motion": {"degrees": "motionDegrees", "translation": "motionTranslation", "num_transforms": "motionCount"},
+    "ghosting": {"num_ghosts": "ghostCount", "intensity": "ghostIntensity", "axis": "ghostAxis",
+                 "restore": "ghostRestore"},
+    "spike": {"num_spikes": "spikeCount", "intensity": "spikeIntensity"},
+    "bias_field": {"coefficients": "biasCoefficients", "order": "biasOrder"},
+    "anisotropy": {"factor": "anisotropyFactor", "axis": "anisotropyAxis"},
 }
+
+# The segmentation node that shows where the local metrics look, its segments (in order) and their colours.
+REGIONS_NODE = "GenMedEval local regions"
+REGION_SEGMENTS = {"ROI crop": (0.95, 0.8, 0.2), "boundary band": (0.2, 0.85, 0.95)}
 
 
 def module_params(kind: str, controls: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,6 +58,35 @@ def module_params(kind: str, controls: Mapping[str, Any]) -> dict[str, Any]:
 def controls_used(kind: str) -> set[str]:
     """Names of the module controls that matter for ``kind`` (the widget shows only these)."""
     return set(MODULE_CONTROLS.get(kind, {}).values())
+
+
+def beyond_paper(kind: str) -> bool:
+    """Whether the registry marks ``kind`` as an addition to the paper (the TorchIO artefacts)."""
+    from .perturb import PERTURBATIONS
+
+    spec = PERTURBATIONS.get(kind)
+    return bool(spec is not None and spec.beyond_paper)
+
+
+def kind_note(kind: str) -> str:
+    """One line about a preview kind for the panel: its description, and "beyond the paper" as
+    ``genmedeval perturb --list`` says it (not in the paper's sweep)."""
+    from .perturb import PERTURBATIONS
+
+    spec = PERTURBATIONS.get(kind)
+    if spec is None:
+        return ""
+    if spec.beyond_paper:
+        return f"Beyond the paper (not in its sweep): {spec.description}."
+    return f"{spec.description[:1].upper()}{spec.description[1:]}."
+
+
+def kinds_tooltip() -> str:
+    """The kind selector's tooltip: which preview kinds go beyond the paper."""
+    extra = [kind for kind in MODULE_CONTROLS if beyond_paper(kind)]
+    text = "Perturbation to preview on the input volume."
+    return text + (f" Beyond the paper (MRI artefacts through TorchIO, not in its sweep): {', '.join(extra)}."
+                   if extra else "")
 
 
 @dataclass
@@ -111,6 +152,34 @@ class SceneLogic:
                                                 node=overlay_node)
         return Preview(output_node, overlay_node if highlight else None, int(changed.sum()),
                        time.perf_counter() - start)
+
+    # -- where the local metrics look -----------------------------------------------------
+
+    def show_regions(self, volume_node, mask_node, *, segmentation_node=None):
+        """The ROI crops and boundary bands of the ``_roi`` / ``_band`` local metrics as a segmentation node.
+
+        ``features.regions.region_label`` of the normalised volume and its tumour mask (the shared
+        ``DEFAULT_REGIONS``), on the volume's grid: segment "ROI crop" = the whole crop of every
+        slice that gives one (label >= 1, what the ``_roi`` metrics see), "boundary band" = its band
+        (label 2, what the ``_band`` metrics see), drawn as outlines in the slice views. The node
+        ``REGIONS_NODE`` is created, or ``segmentation_node`` refilled (its ID kept).
+        """
+        from .features.regions import DEFAULT_REGIONS, region_label
+
+        if mask_node is None:
+            raise InputError("the local metrics look around the tumour: choose a tumour mask in Input",
+                             volume_node.GetName())
+        volume, mask = self._inputs(volume_node, mask_node)
+        if mask is None or not mask.any():
+            raise InputError("the tumour mask is empty: the local metrics have nothing to look at", mask_node.GetName())
+        label = region_label(volume, mask, DEFAULT_REGIONS)
+        if not label.any():
+            raise InputError(f"no slice of the tumour mask covers {DEFAULT_REGIONS.min_area_mm2:g} mm2: the local "
+                             "metrics take no crop from this volume", mask_node.GetName())
+        crop, band = REGION_SEGMENTS
+        masks = {crop: label >= 1, band: label == 2}
+        return mrml.masks_to_segmentation(self.scene, volume, masks, REGIONS_NODE, colours=REGION_SEGMENTS,
+                                          outline=True, node=segmentation_node)
 
     # -- metrics --------------------------------------------------------------------------
 
@@ -287,12 +356,16 @@ ProgressCallback = Callable[[float, str], None]
 
 @dataclass(frozen=True)
 class ControlRange:
-    """A module slider: the range every perturbation it feeds accepts, and its default."""
+    """A module slider: the range every perturbation it feeds accepts, and its default.
+
+    ``integer``: the parameters are whole numbers (a slider without decimals, an ``int`` parameter).
+    """
 
     low: float
     high: float
-    default: float
+    default: float | int
     unit: str
+    integer: bool = False
 
 
 def control_ranges() -> dict[str, ControlRange]:
@@ -313,9 +386,13 @@ def control_ranges() -> dict[str, ControlRange]:
     for control, found in specs.items():
         low, high = max(s.low for s in found), min(s.high for s in found)
         defaults = {s.default for s in found}
-        if low > high or len(defaults) != 1:
-            raise ParameterError(f"control {control}: its perturbations disagree on range or default")
-        out[control] = ControlRange(float(low), float(high), float(defaults.pop()), found[0].unit)
+        types = {s.type for s in found}
+        if low > high or len(defaults) != 1 or len(types) != 1:
+            raise ParameterError(f"control {control}: its perturbations disagree on range, default or type")
+        integer = types.pop() is int
+        default = defaults.pop()
+        out[control] = ControlRange(float(low), float(high), int(default) if integer else float(default),
+                                    found[0].unit, integer)
     return out
 
 
@@ -324,6 +401,25 @@ def mode_choices() -> list[str]:
     from .perturb.tumour import MODES
 
     return list(MODES)
+
+
+def choice_controls() -> dict[str, list[str]]:
+    """Each choice control (a combo box) with the registry's choices, in its order: ``mode`` and the artefacts' axes.
+
+    A control that feeds several perturbations must offer the same choices.
+    """
+    from .perturb import PERTURBATIONS
+
+    out: dict[str, list[str]] = {}
+    for kind, controls in MODULE_CONTROLS.items():
+        for param, control in controls.items():
+            spec = PERTURBATIONS[kind].params[param]
+            if spec.choices is None:
+                continue
+            choices = list(spec.choices)
+            if out.setdefault(control, choices) != choices:
+                raise ParameterError(f"control {control}: its perturbations disagree on the choices")
+    return out
 
 
 def encoder_choices() -> list[str]:

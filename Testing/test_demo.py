@@ -134,8 +134,9 @@ def test_findings_give_verdict_test_and_sample_size(demo_run):
     page = report.read_text()
     findings = page[page.index("<h2>Findings"):page.index("<h2>Phase 1")]
     verdicts = re.findall(r"<em>(holds|fails|not testable)</em>", findings)
-    assert len(verdicts) == 10  # 5 upstream + 5 downstream claims
-    assert findings.count("Test: ") == 10 and len(re.findall(r"; n \d+ (volumes|evaluated slices)", findings)) >= 8
+    assert len(verdicts) == 13  # 5 upstream + 3 local metrics (beyond the paper) + 5 downstream claims
+    assert findings.count("Beyond the paper: a local metric") == 3
+    assert findings.count("Test: ") == 13 and len(re.findall(r"; n \d+ (volumes|evaluated slices)", findings)) >= 8
     assert "on the true Dice" in findings  # the downstream claims use the masks the perturbations keep
     # two segmented volumes cannot reach p < 0.05 in a paired test: the downstream trends are not testable here
     assert "Boundary blur lowers the Dice as it gets stronger</b>: <em>not testable</em>" in findings

@@ -257,3 +257,45 @@ def test_touched_fraction_counts_evaluated_slices_that_changed():
     assert touched_fraction([before], [after], info) == {"fraction": pytest.approx(1 / 3), "touched": 1, "evaluated": 3}
     coronal = [SimpleNamespace(volume=0, plane="coronal", index=i) for i in (0, 1, 2, 3)]
     assert touched_fraction([before], [after], coronal)["touched"] == 1  # only row 1 crosses the change
+
+
+# -- beyond the paper: local metrics ----------------------------------------------------------------
+
+def local_table(blur_local, radial_local, fd, quiet):
+    """Upstream rows of FD and the local metric edge_width over the mild tumour and set-level conditions."""
+    rows = []
+    for cond, z_local in (("boundary_blur@1", blur_local), ("radial_gradient@1", radial_local)):
+        rows += [up(cond, "fd", 10.0, fd), up(cond, "edge_width", 1.0, z_local, n=60)]
+    for cond in ("external_duplication@45%", "density_shift@90:10"):
+        rows += [up(cond, "fd", 10.0, 0.5), up(cond, "edge_width", 1.0, quiet, n=60)]
+    return rows
+
+
+def test_local_metric_findings_hold_fail_and_are_not_testable():
+    holding = check_findings(local_table(4.0, -3.5, 0.3, 1.2))
+    assert find(holding, "sees tumour boundary blur").holds is True
+    assert find(holding, "sees radial gradients").holds is True
+    assert find(holding, "stays quiet").holds is True and "quiet: edge_width" in find(holding, "stays quiet").detail
+    weak = check_findings(local_table(2.5, 4.0, 0.3, 1.2))
+    assert find(weak, "sees tumour boundary blur").holds is False  # |z| 2.5 < 3
+    assert find(weak, "stays quiet").holds is False  # no local metric sees both
+    loud_fd = check_findings(local_table(4.0, 4.0, 2.5, 1.2))
+    assert find(loud_fd, "sees tumour boundary blur").holds is False  # FD moved too: not local
+    noisy = check_findings(local_table(4.0, 4.0, 0.3, 2.4))
+    assert find(noisy, "stays quiet").holds is False and "2.40" in find(noisy, "stays quiet").detail
+    no_sets = check_findings([r for r in local_table(4.0, 4.0, 0.3, 1.2) if "@1" in r["condition"]])
+    assert find(no_sets, "stays quiet").holds is None
+    assert not any("Beyond the paper" in f.claim for f in check_findings([up("boundary_blur@1", "fd", 1.0, 0.1)]))
+
+
+def test_sensitivity_rows_give_every_metric_its_scope_and_largest_z_per_family():
+    from GenMedEvalLib.experiments.sensitivity import key_rows, sensitivity_rows, verdict
+
+    rows = [{**r, "family": r["condition"].split("@")[0]} for r in local_table(4.0, -3.5, 0.3, 1.2)]
+    rows.append({**up("boundary_blur@1", "kd_std_roi", 1.0, 9.0), "family": "boundary_blur"})
+    table = {r["metric"]: r for r in sensitivity_rows(rows)}
+    assert set(table) == {"fd", "edge_width"}  # estimator spreads are not metrics
+    assert table["edge_width"]["scope"] == "region" and table["fd"]["scope"] == "global"
+    assert table["edge_width"]["max|z| radial_gradient"] == 3.5 and table["fd"]["radial_gradient@1"] == 0.3
+    assert [verdict(v) for v in (3.5, 1.9, 2.5, None)] == ["detects", "quiet", "weak", "n/a"]
+    assert [r["metric"] for r in key_rows(rows, ["boundary_blur@1"])] == ["fd", "edge_width"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
+import typing
 import xml.etree.ElementTree as ET
 from typing import Annotated
 
@@ -18,13 +19,24 @@ import pytest
 import slicer_standins as standins
 
 from GenMedEvalLib import mrml
-from GenMedEvalLib.io import Volume
-from GenMedEvalLib.perturb import PERTURBATIONS
-from GenMedEvalLib.scene_logic import MODULE_CONTROLS, control_ranges, given_path, mode_choices
+from GenMedEvalLib.io import Volume, normalize_intensity
+from GenMedEvalLib.perturb import PERTURBATIONS, apply_perturbation
+from GenMedEvalLib.scene_logic import (
+    MODULE_CONTROLS,
+    REGION_SEGMENTS,
+    REGIONS_NODE,
+    choice_controls,
+    control_ranges,
+    controls_used,
+    given_path,
+    mode_choices,
+)
 
 pytestmark = pytest.mark.skipif(not standins.slicer_code_present(), reason=standins.ABSENT)
 
-OUTPUT_ONLY = {"perturbedVolume", "changesVolume", "segmentation", "metricsTable", "downstreamTable"}
+OUTPUT_ONLY = {"perturbedVolume", "changesVolume", "regionsSegmentation", "segmentation", "metricsTable",
+               "downstreamTable"}
+ARTEFACTS = ("motion", "ghosting", "spike", "bias_field", "anisotropy")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +84,8 @@ def bound_ui(done, module, scene):
 def user_edit(widget, scene, datatype):
     """Change ``widget`` as a user would; return the value the parameter must then hold."""
     if isinstance(widget, standins.ctkSliderWidget):
-        widget.value = (widget.minimum + 3 * widget.maximum) / 4
+        value = (widget.minimum + 3 * widget.maximum) / 4
+        widget.value = round(value) if widget.decimals == 0 else value  # a whole-number slider (Qt rounds)
         return widget.value
     if isinstance(widget, standins.QSpinBox):
         widget.value = widget.minimum + 7
@@ -111,6 +124,13 @@ def test_every_slicer_parameter_name_binds_and_values_flow_both_ways(slicer510, 
     assert ui.perturbationComboBox.currentText == "radial_gradient"
     p.blurSigma = 4.5
     assert ui.blurSigmaSlider.value == 4.5
+    p.perturbation = "anisotropy"
+    assert ui.perturbationComboBox.currentText == "anisotropy"
+    p.motionCount, p.ghostAxis, p.anisotropyFactor = 5, "z", 4.5
+    assert (ui.motionCountSlider.value, ui.ghostAxisComboBox.currentText, ui.anisotropyFactorSlider.value) == (
+        5, "z", 4.5)
+    ui.biasOrderSlider.value = 2.0
+    assert p.biasOrder == 2 and isinstance(p.biasOrder, int)  # whole-number parameters stay int
     p.referenceFolder = pathlib.Path("/ref")
     assert ui.referenceFolderPathLineEdit.currentPath == "/ref"
     p.livePreview = False
@@ -152,8 +172,34 @@ def test_ranges_and_choices_come_from_the_registries_and_the_ui_agrees(slicer510
                 spec.check(param, ranges[control].low), spec.check(param, ranges[control].high)
     combo_items = [ui.modeComboBox.itemText(i) for i in range(ui.modeComboBox.count())]
     assert combo_items == mode_choices()
+    for control, choices in choice_controls().items():  # mode and the artefacts' axes
+        combo = connectors[control].widget()
+        assert [combo.itemText(i) for i in range(combo.count())] == choices
+        assert list(ui_choices()[control]) == choices  # the .ui lists the same items
+    for kind in ARTEFACTS:  # the registry's levels fit the controls; integer parameters get integer parameters
+        for param, control in MODULE_CONTROLS[kind].items():
+            spec = PERTURBATIONS[kind].params[param]
+            if control in ranges:
+                assert ranges[control].integer is (spec.type is int)
+                assert typing.get_args(p.dataType(control))[0] is spec.type  # int parameters stay int
+                slider = connectors[control].widget()
+                assert slider.decimals == 0 if spec.type is int else slider.decimals > 0
+                for preset in PERTURBATIONS[kind].presets.values():
+                    value = spec.check(param, preset.get(param, spec.default))
+                    assert slider.minimum <= value <= slider.maximum, (kind, param, value)
+            else:
+                assert p.default(control).value == spec.default
     assert [ui.perturbationComboBox.itemText(i) for i in range(ui.perturbationComboBox.count())] == list(
         MODULE_CONTROLS)
+
+
+def ui_choices() -> dict[str, tuple[str, ...]]:
+    found = {}
+    for w in ET.parse(standins.UI_FILE).iter("widget"):
+        name = w.find("property[@name='SlicerParameterName']/string")
+        if name is not None and w.get("class") == "QComboBox" and w.findall("item"):
+            found[name.text] = tuple(i.findtext("property/string") for i in w.findall("item"))
+    return found
 
 
 def test_types_no_connector_accepts_fail_as_in_slicer(slicer510):
@@ -218,6 +264,78 @@ def test_panel_previews_only_on_perturbation_changes_and_says_when_a_mask_is_nee
     assert widget._parameterNode is None and not widget.Observations
     ui.noiseSlider.value = 0.5  # the GUI is unbound after cleanup
     assert p.noiseLevel == 0.25
+
+
+def test_panel_previews_the_artefacts_and_marks_them_beyond_the_paper(slicer510, scene, small_volume):
+    """Choosing an artefact enables exactly its controls, says it goes beyond the paper, and a live preview runs
+    with the control values (no mask needed); the paper's kinds say nothing of the sort."""
+    done, module = slicer510
+    widget = module.GenMedEvalWidget()
+    p, ui, timer = widget._parameterNode, widget.ui, widget._previewTimer
+    controls = dict(widget.perturbationControls())
+    assert set(controls) == {c for cs in MODULE_CONTROLS.values() for c in cs.values()}
+    for name, control in controls.items():  # the widget's list pairs each parameter with its bound widget
+        assert control.property("SlicerParameterName") == name
+    tooltip = ui.perturbationComboBox.toolTip
+    assert all(kind in tooltip for kind in ARTEFACTS) and "beyond the paper" in tooltip.lower()
+    for kind in MODULE_CONTROLS:
+        ui.perturbationComboBox.currentIndex = list(MODULE_CONTROLS).index(kind)
+        assert p.perturbation == kind
+        assert {name for name, control in controls.items() if control.enabled} == controls_used(kind)
+        assert ("Beyond the paper" in ui.perturbationNoteLabel.text) is PERTURBATIONS[kind].beyond_paper
+    ui.perturbationComboBox.currentIndex = list(MODULE_CONTROLS).index("spike")
+    ui.spikeCountSlider.value = 3
+    ui.spikeIntensitySlider.value = 1.0
+    assert timer.isActive()  # live, without a mask
+    timer.fire()
+    assert "voxels changed" in ui.previewStatusLabel.text and p.perturbedVolume is not None
+    source = mrml.volume_from_node(p.inputVolume)
+    expected = apply_perturbation("spike", normalize_intensity(source.array), spacing=source.spacing_zyx, seed=p.seed,
+                                  num_spikes=3, intensity=1.0)
+    np.testing.assert_allclose(mrml.array_from_node(p.perturbedVolume), expected, atol=1e-6)
+    starts = timer.starts
+    ui.ghostIntensitySlider.value = 0.9  # another kind's control
+    assert timer.starts == starts
+    widget.cleanup()
+
+
+def test_panel_shows_where_the_local_metrics_look(slicer510, scene, small_volume, monkeypatch):
+    """The button, as the explicit Apply: without a mask the status line says to choose one (no dialog); with it the
+    regions node is made once (a second click refills it) and kept in the parameter node; an unexpected failure
+    is shown in the error dialog."""
+    from GenMedEvalLib.scene_logic import SceneLogic
+
+    done, module = slicer510
+    volume, mask = small_volume
+    widget = module.GenMedEvalWidget()
+    p, ui = widget._parameterNode, widget.ui
+    assert p.inputVolume is volume and p.inputMask is None and ui.showRegionsButton.enabled
+    seen = len(done.recorder.calls)
+
+    def dialogs():
+        return [c for c in done.recorder.calls[seen:] if c[0] == "errorDisplay"]
+
+    ui.showRegionsButton.click()
+    assert "choose a tumour mask" in ui.statusLabel.text and not dialogs()
+    assert p.regionsSegmentation is None and not mrml.nodes_by_name(scene, REGIONS_NODE)
+    p.inputMask = mask
+    ui.showRegionsButton.click()
+    node = p.regionsSegmentation
+    assert node is not None and node.GetName() == REGIONS_NODE
+    assert [node.GetSegmentation().GetNthSegment(i).GetName() for i in range(2)] == list(REGION_SEGMENTS)
+    assert "_roi" in ui.statusLabel.text and "_band" in ui.statusLabel.text
+    ui.showRegionsButton.click()
+    assert p.regionsSegmentation is node and len(mrml.nodes_by_name(scene, REGIONS_NODE)) == 1
+    assert not dialogs()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("segmentations module missing")
+
+    monkeypatch.setattr(SceneLogic, "show_regions", broken)
+    ui.showRegionsButton.click()
+    (call,) = dialogs()
+    assert "Could not show where the local metrics look" in call[1][0] and "segmentations module missing" in call[1][0]
+    widget.cleanup()
 
 
 def tiny_models(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:

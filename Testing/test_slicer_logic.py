@@ -16,9 +16,15 @@ from GenMedEvalLib.io import Volume, normalize_intensity
 from GenMedEvalLib.perturb import PERTURBATIONS, apply_perturbation
 from GenMedEvalLib.scene_logic import (
     MODULE_CONTROLS,
+    REGION_SEGMENTS,
+    REGIONS_NODE,
     SceneLogic,
+    beyond_paper,
+    choice_controls,
     control_ranges,
     evaluate_command,
+    kind_note,
+    kinds_tooltip,
     module_params,
     progress_percent,
 )
@@ -48,11 +54,77 @@ def test_module_controls_match_the_perturbation_registry():
             if control in ranges:
                 assert ranges[control].default == spec.params[param].default, (kind, param)
                 assert spec.params[param].low <= ranges[control].low <= ranges[control].high <= spec.params[param].high
-        defaults = {control: r.default for control, r in ranges.items()} | {"mode": "slice"}
+        defaults = {control: r.default for control, r in ranges.items()} | {"mode": "slice", "ghostAxis": "y",
+                                                                           "anisotropyAxis": "coarsest"}
         assert spec.validate(module_params(kind, defaults)) == spec.validate({})  # panel defaults = library defaults
+        assert set(controls.values()) <= set(ranges) | set(choice_controls())  # every control is ranged or a choice
     assert ranges["noiseLevel"].low == PERTURBATIONS["poisson_noise"].params["level"].low  # the intersection
     with pytest.raises(ParameterError, match="preview offers"):
         module_params("duplication", {})
+
+
+ARTEFACTS = ("motion", "ghosting", "spike", "bias_field", "anisotropy")
+SEEDLESS = {"ghosting", "anisotropy"}  # deterministic transforms: the seed is unused
+
+
+def test_the_preview_offers_every_artefact_beyond_the_paper_with_a_control_per_parameter():
+    """The five TorchIO artefacts are previewable, each parameter has its own control, and their presets (levels 1-3)
+    lie in the controls' ranges and choices; only they are marked beyond the paper, as `perturb --list` says."""
+    from GenMedEvalLib.commands.perturb import describe_registry
+
+    ranges, choices = control_ranges(), choice_controls()
+    assert {k for k, s in PERTURBATIONS.items() if s.beyond_paper} == set(ARTEFACTS) <= set(MODULE_CONTROLS)
+    listing = {line.split()[0]: line for line in describe_registry().splitlines() if not line.startswith(" ")}
+    for kind in MODULE_CONTROLS:
+        spec = PERTURBATIONS[kind]
+        assert beyond_paper(kind) is spec.beyond_paper
+        assert ("beyond the paper" in listing[kind]) is ("Beyond the paper" in kind_note(kind)) is spec.beyond_paper
+        assert (kind in kinds_tooltip()) is spec.beyond_paper
+        if not spec.beyond_paper:
+            continue
+        controls = MODULE_CONTROLS[kind]
+        assert set(controls) == set(spec.params), kind  # one control per parameter
+        for level, preset in spec.presets.items():
+            for param, value in spec.validate(preset).items():
+                control = controls[param]
+                if control in choices:
+                    assert value in choices[control], (kind, level, param)
+                else:
+                    assert ranges[control].low <= value <= ranges[control].high, (kind, level, param)
+                    assert ranges[control].integer is (spec.params[param].type is int)
+    other = [c for kind, cs in MODULE_CONTROLS.items() if kind not in ARTEFACTS for c in cs.values()]
+    assert not {c for kind in ARTEFACTS for c in MODULE_CONTROLS[kind].values()} & set(other)  # no shared knob
+    assert choices == {"mode": ["slice", "3d"], "ghostAxis": ["y", "x", "z"],
+                       "anisotropyAxis": ["coarsest", "z", "y", "x"]}
+
+
+@pytest.mark.parametrize("kind", ARTEFACTS)
+def test_artefact_preview_changes_the_voxels_deterministically_per_seed(scene, small_case, kind):
+    """Each artefact at its middle level through the module's preview: the library's output on the node's grid, the
+    same voxels for the same seed, other voxels for another seed (the seeded ones), the changes marked."""
+    volume, _ = small_case
+    source = mrml.add_volume_node(scene, volume, "case")
+    logic, spec = SceneLogic(scene), PERTURBATIONS[kind]
+    controls = {MODULE_CONTROLS[kind][param]: value for param, value in spec.validate(spec.preset("2")).items()}
+    params = module_params(kind, controls)
+    first = logic.perturb(source, kind, params, seed=3)
+    again = logic.perturb(source, kind, params, seed=3)
+    other = logic.perturb(source, kind, params, seed=4, output_node=again.volume_node)
+    assert other.volume_node is again.volume_node  # the output node is updated, not duplicated
+    expected = apply_perturbation(kind, normalize_intensity(volume.array), spacing=volume.spacing_zyx, seed=3,
+                                  **params)
+    got = mrml.array_from_node(first.volume_node)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert first.changed_voxels > 0
+    changed = np.abs(expected - normalize_intensity(volume.array)) > 1e-6
+    np.testing.assert_array_equal(mrml.array_from_node(first.overlay_node) == 2, changed)
+    repeated = logic.perturb(source, kind, params, seed=3)
+    np.testing.assert_array_equal(mrml.array_from_node(repeated.volume_node), got)  # byte-identical per seed
+    if kind in SEEDLESS:
+        np.testing.assert_array_equal(mrml.array_from_node(other.volume_node), got)
+    else:
+        assert np.abs(mrml.array_from_node(other.volume_node) - got).max() > 1e-4
+    assert mrml.volume_from_node(first.volume_node).spacing == pytest.approx(volume.spacing)
 
 
 def test_preview_matches_the_library_and_marks_changes(scene, small_case):
@@ -185,3 +257,65 @@ def test_batch_segments_and_predicts_with_the_given_models(app, tmp_path, capsys
     assert int(float(row["mask_voxels"])) == segmentation.sum()
     assert 0.0 <= float(row["predicted_dice"]) <= 1.0
     assert f"predicted Dice: {float(row['predicted_dice']):.3f}" in capsys.readouterr().out
+
+
+def test_show_regions_outlines_where_the_local_metrics_look(scene, small_case):
+    """The segmentation node of the local metrics' regions: two segments whose voxels are ``region_label`` exactly
+    (crop = label >= 1, band = label 2), the band inside the crop, outlines in the slice views; refilled in place."""
+    from GenMedEvalLib.features.regions import DEFAULT_REGIONS, region_label, region_slices
+    from GenMedEvalLib.features.slicing import plane_axes
+
+    volume, tumour = small_case
+    source = mrml.add_volume_node(scene, volume, "case")
+    mask_node = mrml.add_volume_node(scene, volume, "case-mask", array=tumour, label=True)
+    logic = SceneLogic(scene)
+    node = logic.show_regions(source, mask_node)
+    assert node.IsA("vtkMRMLSegmentationNode") and node.GetName() == REGIONS_NODE == "GenMedEval local regions"
+    segmentation = node.GetSegmentation()
+    names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+    assert names == list(REGION_SEGMENTS) == ["ROI crop", "boundary band"]
+    display = node.GetDisplayNode()
+    assert display.GetVisibility() and display.GetVisibility2DOutline() and not display.GetVisibility2DFill()
+
+    segments = mrml.segment_masks(scene, node, source)
+    crop, band = segments["ROI crop"], segments["boundary band"]
+    expected = region_label(mrml.volume_from_node(source).with_array(normalize_intensity(volume.array)), tumour)
+    exported = crop.astype(np.uint8)
+    exported[band > 0] = 2
+    np.testing.assert_array_equal(exported, expected)  # the segments are region_label, voxel for voxel
+    assert band.any() and not (band & ~crop).any()  # the band lies within the ROI crop
+    axis = plane_axes(volume.direction)["axial"]
+    marked = np.flatnonzero(crop.any(axis=tuple(a for a in range(3) if a != axis)))
+    np.testing.assert_array_equal(marked, region_slices(tumour, axis, volume.spacing_zyx, DEFAULT_REGIONS))
+    assert (band & (tumour > 0)).any() and (band & (tumour == 0)).any()  # both sides of the boundary
+
+    smaller = tumour.copy()
+    smaller[:, :, 34:] = 0  # half the tumour: other crops
+    mrml.add_volume_node(scene, volume, "case-mask", array=smaller, label=True, node=mask_node)
+    again = logic.show_regions(source, mask_node, segmentation_node=node)
+    assert again is node and len(mrml.nodes_by_name(scene, REGIONS_NODE)) == 1
+    assert again.GetSegmentation().GetNumberOfSegments() == 2
+    refilled = mrml.segment_masks(scene, again, source)
+    relabelled = refilled["ROI crop"].astype(np.uint8)
+    relabelled[refilled["boundary band"] > 0] = 2
+    np.testing.assert_array_equal(relabelled, region_label(volume.with_array(normalize_intensity(volume.array)),
+                                                           smaller))
+    assert not np.array_equal(relabelled, expected)
+
+
+def test_show_regions_needs_a_tumour_mask(scene, small_case):
+    """No mask, an empty mask, or a mask too small for any crop: an InputError that says so (no node left behind)."""
+    volume, tumour = small_case
+    source = mrml.add_volume_node(scene, volume, "case")
+    logic = SceneLogic(scene)
+    with pytest.raises(InputError, match="choose a tumour mask"):
+        logic.show_regions(source, None)
+    empty = mrml.add_volume_node(scene, volume, "empty", array=np.zeros_like(tumour), label=True)
+    with pytest.raises(InputError, match="mask is empty"):
+        logic.show_regions(source, empty)
+    speck = np.zeros_like(tumour)
+    speck[12, 30, 34] = 1  # 1 mm2: under the 40 mm2 a slice's region needs
+    tiny = mrml.add_volume_node(scene, volume, "tiny", array=speck, label=True)
+    with pytest.raises(InputError, match="no slice of the tumour mask covers 40 mm2"):
+        logic.show_regions(source, tiny)
+    assert not mrml.nodes_by_name(scene, REGIONS_NODE)

@@ -56,6 +56,62 @@ def test_every_ui_parameter_binding_is_a_parameter_node_field():
     assert names <= parameter_node_fields(), sorted(names - parameter_node_fields())
 
 
+def ui_parameter_widgets() -> dict[str, ET.Element]:
+    found = {}
+    for w in ET.parse(UI).iter("widget"):
+        name = w.find("property[@name='SlicerParameterName']/string")
+        if name is not None:
+            assert name.text not in found, f"two widgets bind {name.text}"
+            found[name.text] = w
+    return found
+
+
+def test_every_preview_control_is_in_the_ui_with_the_registry_range_or_choices():
+    """Each MODULE_CONTROLS control (the artefacts' included): a slider with the registry's range (no decimals for
+    whole numbers) or a combo box with its choices, in the Perturb section; the presets of every level fit."""
+    from GenMedEvalLib.perturb import PERTURBATIONS
+    from GenMedEvalLib.scene_logic import MODULE_CONTROLS, choice_controls, control_ranges
+
+    ranges, choices, widgets = control_ranges(), choice_controls(), ui_parameter_widgets()
+    perturb = next(w for w in ET.parse(UI).iter("widget") if w.get("name") == "perturbCollapsibleButton")
+    in_perturb = {w.findtext("property[@name='SlicerParameterName']/string") for w in perturb.iter("widget")}
+    for kind, controls in MODULE_CONTROLS.items():
+        spec = PERTURBATIONS[kind]
+        for param, control in controls.items():
+            assert control in widgets and control in in_perturb, (kind, control)
+            widget = widgets[control]
+            if control in choices:
+                assert widget.get("class") == "QComboBox"
+                assert [i.findtext("property/string") for i in widget.findall("item")] == choices[control]
+                values = [spec.params[param].default, *(p.get(param) for p in spec.presets.values())]
+                assert {v for v in values if v is not None} <= set(choices[control])
+                continue
+            assert widget.get("class") == "ctkSliderWidget", control
+            low = float(widget.findtext("property[@name='minimum']/double"))
+            high = float(widget.findtext("property[@name='maximum']/double"))
+            assert (low, high) == (ranges[control].low, ranges[control].high), control
+            decimals = int(widget.findtext("property[@name='decimals']/number"))
+            assert (decimals == 0) is ranges[control].integer, control
+            for level, preset in spec.presets.items():
+                value = spec.validate(preset)[param]
+                assert low <= value <= high and abs(round(value, decimals) - value) < 1e-9, (kind, level, param, value)
+    for kind in ("motion", "ghosting", "spike", "bias_field", "anisotropy"):  # beyond the paper, each knob its own
+        assert set(MODULE_CONTROLS[kind]) == set(PERTURBATIONS[kind].params)
+        for control in MODULE_CONTROLS[kind].values():
+            assert "beyond the paper" in widgets[control].findtext("property[@name='toolTip']/string").lower()
+
+
+def test_the_regions_button_is_in_the_input_section_and_wired():
+    root = ET.parse(UI).getroot()
+    section = next(w for w in root.iter("widget") if w.get("name") == "inputCollapsibleButton")
+    button = next(w for w in section.iter("widget") if w.get("name") == "showRegionsButton")
+    assert button.get("class") == "QPushButton"
+    assert button.findtext("property[@name='text']/string") == "Show where local metrics look"
+    text = MODULE.read_text()
+    assert 'self.ui.showRegionsButton.connect("clicked(bool)", self.onShowRegions)' in text
+    assert "regionsSegmentation" in parameter_node_fields()
+
+
 def test_ui_is_valid_designer_xml_with_unique_names():
     root = ET.parse(UI).getroot()
     assert root.tag == "ui" and root.find("class").text == "GenMedEval"

@@ -23,8 +23,19 @@ from .config import DataSet, SweepConfig
 from .phase2 import agreement_dice, median_nearest, nearest_training, ranking_finding
 from .resultcache import ResultCache
 from .stats import bootstrap_ci
-from .sweep import Downstream, SliceFeatures, list_set, load_set, metric_names, stack, summarise_dice
-from .tables import csv_text
+from .sweep import (
+    Downstream,
+    LocalFeatures,
+    SliceFeatures,
+    list_set,
+    load_set,
+    metric_names,
+    stack,
+    stack_local,
+    suite_local,
+    summarise_dice,
+)
+from .tables import csv_text, is_spread
 
 DEFAULT_BOOTSTRAP = SweepConfig.bootstrap  # the sweep's: every model's metrics get intervals
 
@@ -50,7 +61,7 @@ def rank_agreement(upstream: dict[str, dict[str, float]], better: dict[str, str]
     from scipy.stats import kendalltau
 
     models = [m for m in downstream if downstream[m] is not None and np.isfinite(downstream[m])]
-    metrics = [k for k in dict.fromkeys(k for values in upstream.values() for k in values) if not k.endswith("_std")]
+    metrics = [k for k in dict.fromkeys(k for values in upstream.values() for k in values) if not is_spread(k)]
     out = []
     for metric in metrics:
         usable = [m for m in models if upstream.get(m, {}).get(metric) is not None]
@@ -71,7 +82,7 @@ def compare_heatmap(rows: list[dict[str, Any]], better: dict[str, str], path: Pa
     mean what they mean in the Phase 1 heat maps)."""
     from .tables import goodness, z_heatmap
 
-    rows = [r for r in rows if not str(r["metric"]).endswith("_std")]
+    rows = [r for r in rows if not is_spread(str(r["metric"]))]
     models = list(dict.fromkeys(r["model"] for r in rows))
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     z = np.full((len(metrics), len(models)), np.nan)
@@ -129,8 +140,11 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
         if "test" in listed:
             fixed["test"] = stack(whole.of(load_set(listed["test"], "test", options, contrast)))
     names = [m for m in metric_names(metrics) if all(need in fixed or need == "generated" for need in METRICS[m].needs)]
+    local = LocalFeatures(enc, feats.cache, names, feats.settings)
+    fixed_local = {"reference": stack_local(local.of(ref_cases))}
     results = ResultCache()
     dn = Downstream.load(segmenter, results) if downstream else None
+    region_source: dict[str, str] = {}
     upstream_rows, dice_rows, upstream, predicted, agreed, better = [], [], {}, {}, {}, {}
     pictures, neighbours, yardsticks, loaded = {"real reference": _previews(ref_cases)}, {}, {}, {}
     for model in models:
@@ -138,7 +152,17 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
         generated = stack(feats.of(members))
         rows = _slice_rows(members, feats.last_info)
         pictures[model] = _previews(members)
-        result = results.suite({**fixed, "generated": generated}, names, bootstrap=bootstrap, seed=seed)
+        if dn is not None:
+            chosen = members[:downstream_max_volumes] if downstream_max_volumes else members
+            row = _model_downstream(dn, model, chosen, bootstrap=max(bootstrap, 20), seed=seed)
+            predicted[model], agreed[model] = row["dice"], row["agreement_dice"]
+            dice_rows.append(row)
+        region_members, region_source[model] = region_masks(members, dn, model)
+        generated_local = stack_local(local.of(region_members))
+        if dn is not None:
+            dn.segmented.clear()
+        result = results.suite({**fixed, "generated": generated}, names, bootstrap=bootstrap, seed=seed,
+                               **suite_local(fixed_local, generated_local))
         upstream[model] = {r.metric: r.value for r in result.rows if r.value is not None}
         for r in result.rows:
             better[r.metric] = r.better
@@ -150,11 +174,6 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
             yardsticks[model] = median_nearest(generated, fixed["train"])
             best = neighbours[model][0].sample
             loaded[model] = next(m for m in members if m.item.name == best)  # kept for its picture
-        if dn is not None:
-            row = _model_downstream(dn, model, members[:downstream_max_volumes] if downstream_max_volumes else members,
-                                    bootstrap=max(bootstrap, 20), seed=seed)
-            predicted[model], agreed[model] = row["dice"], row["agreement_dice"]
-            dice_rows.append(row)
     upstream_rows += _downstream_rows(dice_rows)
     real_yardstick = median_nearest(fixed["reference"], fixed["train"]) if "train" in fixed else None
     better["predicted Dice"] = "higher"
@@ -179,7 +198,7 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
                                "agreement_dice": agreed, "downstream_basis": basis, "better": better,
                                "upstream_rows": z_rows, "downstream_rows": dice_rows,
                                "agreement": [{**a.__dict__, "downstream": basis} for a in agreement_rows],
-                               "finding": finding, "figures": figures,
+                               "finding": finding, "figures": figures, "region_masks": region_source,
                                "nearest": {m: [n.__dict__ for n in v] for m, v in neighbours.items()},
                                "nearest_median": yardsticks, "real_nearest_median": real_yardstick,
                                "seconds": round(time.perf_counter() - start, 1)}
@@ -191,10 +210,28 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     return out
 
 
+def region_masks(members, dn: Downstream | None, model: str) -> tuple[list, str]:
+    """A model's cases with the masks the local metrics look at, and where they come from.
+
+    Its own (generated) masks when every case has one; else the segmenter's output where the
+    downstream step ran (``SEGMENTED``); else none (the local metrics then say they need masks).
+    """
+    from .sweep import SetCase
+
+    if all(m.mask.any() for m in members):
+        return members, "generated masks"
+    if dn is None:
+        return members, "none (no masks, downstream off)"
+    segmented = [SetCase(m.item, m.case, m.contrast, np.asarray(dn.segmented.get(f"{model}/{m.item.name}", m.mask),
+                                                                np.uint8)) for m in members]
+    return segmented, "the segmenter's output"
+
+
 def _model_downstream(dn: Downstream, model: str, members, *, bootstrap: int, seed: int) -> dict[str, Any]:
     """Predicted Dice of the segmenter's output on a model's images, and its agreement with the generated masks."""
     keys = [f"{model}/{m.item.name}" for m in members]
     summary = summarise_dice(dn.scores(members, keys), bootstrap=bootstrap, seed=seed)
+    dn.segmented.update({k: dn.masks[k] for k in keys})  # the local metrics' masks for images without one
     agreement = agreement_dice([dn.masks.pop(k) for k in keys], [m.mask for m in members])
     low, high = bootstrap_ci(agreement.pop("agreement_values"), bootstrap=bootstrap, seed=seed) or (None, None)
     return {"model": model, **summary, **agreement, "agreement_ci_low": low, "agreement_ci_high": high}

@@ -37,6 +37,7 @@ from .stats import (
     z_difference,
     z_test,
 )
+from .tables import is_spread
 
 GLOBAL_METRICS = ("fd", "fd_inf", "kd", "mmd", "asw", "precision", "recall", "density", "coverage", "vendi")
 DISTANCE_METRICS = ("fd", "kd", "mmd")
@@ -251,6 +252,71 @@ def blind_to_tumour(n: Numbers, perturbation: str, label: str) -> Finding:
                    size, "upstream metrics", tuple(lines), SLICES)
 
 
+# -- beyond the paper: local metrics -----------------------------------------------------------
+
+DETECT_LIMIT = 3.0
+QUIET_SETS = ("external_duplication", "density_shift")
+
+
+def local_metrics(n: Numbers) -> list[str]:
+    """The local metric outputs (region crops, band, the region's own descriptors) this run computed."""
+    from .sensitivity import output_scopes
+
+    scopes = output_scopes()
+    return list(dict.fromkeys(m for _, m in n.rows if scopes.get(m, "global") != "global" and not is_spread(m)))
+
+
+def _lowest(n: Numbers, perturbation: str) -> str | None:
+    conds = n.conditions(perturbation)
+    return conds[0] if conds else None
+
+
+def local_sees(n: Numbers, perturbation: str, label: str) -> Finding:
+    """Beyond the paper: a local metric detects the mildest level (|z| >= 3) while FD stays below |z| 2."""
+    claim = (f"Beyond the paper: a local metric sees {label} at its mildest level (|z| >= {DETECT_LIMIT:g}) while "
+             f"FD stays below |z| {Z_LIMIT:g}")
+    cond, metrics = _lowest(n, perturbation), local_metrics(n)
+    if cond is None or not metrics:
+        return Finding(claim, f"no {perturbation} condition or no local metric in this run", None,
+                       basis="upstream metrics")
+    zs = {m: n.z(cond, m) for m in metrics if n.z(cond, m) is not None}
+    fd = n.z(cond, "fd")
+    if not zs or fd is None:
+        return Finding(claim, f"{cond}: no z-scores of the local metrics or of FD", None, basis="upstream metrics")
+    best = max(zs, key=lambda m: abs(zs[m]))
+    detail = f"{cond}: largest local |z| {abs(zs[best]):.2f} ({best}, {len(zs)} local metrics); FD z {fd:+.2f}"
+    holds = abs(zs[best]) >= DETECT_LIMIT and abs(fd) < Z_LIMIT
+    return Finding(claim, detail, holds, "z of the change from baseline", n.size(cond, best), "upstream metrics",
+                   unit="region crops")
+
+
+def local_specific(n: Numbers) -> Finding:
+    """Beyond the paper: a local metric that sees both mild tumour changes stays quiet under duplication and density shift."""
+    claim = (f"Beyond the paper: a local metric that sees both mild tumour changes stays quiet (|z| < {Z_LIMIT:g} at "
+             "every level) under external duplication and density shift")
+    mild = [c for c in (_lowest(n, "boundary_blur"), _lowest(n, "radial_gradient")) if c]
+    sets = [c for p in QUIET_SETS for c in n.conditions(p)]
+    metrics = local_metrics(n)
+    if len(mild) < 2 or not sets or not metrics:
+        return Finding(claim, "needs both mild tumour conditions, a duplication or density-shift condition and local "
+                       "metrics in this run", None, basis="upstream metrics")
+    seeing = [m for m in metrics if all((n.z(c, m) is not None and abs(n.z(c, m)) >= DETECT_LIMIT) for c in mild)]
+    if not seeing:
+        return Finding(claim, f"no local metric reaches |z| >= {DETECT_LIMIT:g} at both {', '.join(mild)}", False,
+                       basis="upstream metrics")
+    lines, quiet = [], []
+    for m in seeing:
+        worst = max(sets, key=lambda c: abs(n.z(c, m) or 0.0))
+        z = n.z(worst, m) or 0.0
+        lines.append(f"{m}: largest |z| {abs(z):.2f} at {worst} over {len(sets)} conditions")
+        if abs(z) < Z_LIMIT:
+            quiet.append(m)
+    held = [p for p in QUIET_SETS if n.conditions(p)]
+    detail = (f"quiet: {', '.join(quiet) or 'none'} (tested against {', '.join(held)}). " + " | ".join(lines))
+    return Finding(claim, detail, bool(quiet), "z of the change from baseline", None, "upstream metrics", tuple(lines),
+                   "region crops")
+
+
 # -- downstream -------------------------------------------------------------------------------
 
 def rician_most(n: Numbers) -> Finding:
@@ -402,6 +468,9 @@ def check_findings(upstream: Sequence[dict[str, Any]], downstream: Sequence[dict
     out = [memorisation(n), noise_monotone(n), mode_collapse(n),
            blind_to_tumour(n, "boundary_blur", "tumour boundary blur"),
            blind_to_tumour(n, "radial_gradient", "radial gradients inside the tumour")]
+    if local_metrics(n):
+        out += [local_sees(n, "boundary_blur", "tumour boundary blur"),
+                local_sees(n, "radial_gradient", "radial gradients inside the tumour"), local_specific(n)]
     if not n.dice:
         return [*out, Finding("Downstream trends", "downstream was not computed in this run", None)]
     return [*out, rician_most(n), lowers_with_strength(n, "boundary_blur", "boundary blur"),

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import write_text
+from .tables import is_spread
 
 VIEW_CONDITIONS = ("gaussian_noise@0.1", "rician_noise@0.1", "boundary_blur@3", "radial_gradient@3",
                    "contrast_invention@0.1")
@@ -219,10 +220,12 @@ def _reuse_sentence(run: dict[str, Any]) -> str:
     """How many network passes the run made against the naive counts (or that the cache served them all)."""
     naive = (f"a naive run that encodes every condition's slices makes {run['naive_forward_passes']}, "
              f"{run['naive_forward_passes_all_sets']} when it also re-encodes the fixed sets per condition")
+    crops = (f" The local metrics' region crops took {run['region_forward_passes']} passes more."
+             if run.get("region_forward_passes") else "")
     if not run["network_forward_passes"]:
-        return f"Network forward passes: none, every feature came from the cache ({naive})."
+        return f"Network forward passes: none, every feature came from the cache ({naive}).{crops}"
     return (f"Network forward passes {run['network_forward_passes']}: {naive} ({run['reduction']}x and "
-            f"{run['reduction_all_sets']}x fewer).")
+            f"{run['reduction_all_sets']}x fewer).{crops}")
 
 
 def _sweep_html(run_dir: Path, run: dict[str, Any]) -> str:
@@ -242,6 +245,9 @@ def _sweep_html(run_dir: Path, run: dict[str, Any]) -> str:
     if baseline:
         parts.append("<h3>Baseline (unperturbed base set vs reference)</h3>")
         parts.append(_table(baseline, ["metric", "value", "ci_low", "ci_high", "better", "note"]))
+    sensitivity = _load(run_dir / "sensitivity.json")
+    if sensitivity:
+        parts.append(_sensitivity_html(sensitivity))
     upstream = _load(run_dir / "upstream.json") or []
     if upstream:
         metrics = list(dict.fromkeys(r["metric"] for r in upstream))
@@ -251,6 +257,39 @@ def _sweep_html(run_dir: Path, run: dict[str, Any]) -> str:
         parts.append("<h3>Every condition (value, bootstrap 95 % interval, z-score)</h3>"
                      f"<p>{CI_NOTE}</p>" + _table(rows, ["condition", *metrics]))
     return "".join(parts)
+
+
+def _z_cell(value: Any) -> str:
+    """A z-score cell: bold when it detects (|z| >= 3), grey when quiet (|z| < 2)."""
+    from .sensitivity import DETECTS, QUIET
+
+    if value is None:
+        return "n/a"
+    text = f"{value:.1f}"
+    return f"<b>{text}</b>" if abs(value) >= DETECTS else f'<span style="color:#888">{text}</span>' \
+        if abs(value) < QUIET else text
+
+
+def _sensitivity_html(rows: list[dict[str, Any]]) -> str:
+    """The sensitivity table: each metric output, global and local, against each condition, as z-scores."""
+    from .sensitivity import verdict
+
+    fixed = ("metric", "scope", "better")
+    conditions = [k for k in rows[0] if k not in fixed and not k.startswith("max|z|")]
+    families = [k for k in rows[0] if k.startswith("max|z|")]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in (*fixed, *conditions, *families))
+    body = []
+    for r in rows:
+        cells = [html.escape(str(r[k])) for k in fixed] + [_z_cell(r.get(c)) for c in conditions]
+        cells += [f"{_fmt(r.get(f), 2)} ({verdict(r.get(f))})" for f in families]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ("<h3>Sensitivity: every metric, global and local, against every perturbation (z-scores)</h3>"
+            "<p>Scope: <i>global</i> metrics see whole slices; <i>roi</i> a crop centred on the tumour, <i>band</i> "
+            "the same crop with only 4 mm either side of the tumour boundary kept, <i>region</i> the tumour's own "
+            "boundary sharpness and interior profile. <b>Bold</b>: |z| &ge; 3 (detects); grey: |z| &lt; 2. Per "
+            "family, the largest |z| over its levels, with <i>detects</i> (&ge; 3), <i>quiet</i> (&lt; 2 at every "
+            "level) or <i>weak</i>.</p>"
+            f"<table><tr>{head}</tr>{''.join(body)}</table>")
 
 
 def _interval(row: dict[str, Any], name: str) -> str:
@@ -299,7 +338,7 @@ def _model_table(summary: dict[str, Any]) -> str:
     """Models x metrics: value [95 % interval] (z against the baseline), each metric's direction in its header."""
     rows = summary.get("upstream_rows") or []
     better = summary.get("better", {})
-    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows) if not m.endswith("_std")]
+    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows) if not is_spread(m)]
     models = list(dict.fromkeys(r["model"] for r in rows))
     by = {(r["model"], r["metric"]): r for r in rows}
     words = {"lower": "lower better", "higher": "higher better", "zero": "0 best"}

@@ -62,14 +62,21 @@ class ResultCache:
     def _expect(kind: str, key: str) -> dict:
         return {"key": key, "kind": kind, "code": metrics_code_digest()}
 
-    def suite(self, features: dict[str, np.ndarray], names: Sequence[str], *, bootstrap: int = 0, seed: int = 0):
-        """``compute_suite(features, names, bootstrap=, seed=)``, from the cache when computed before."""
+    def suite(self, features: dict[str, np.ndarray], names: Sequence[str], *, bootstrap: int = 0, seed: int = 0,
+              local: dict[str, dict[str, np.ndarray]] | None = None,
+              groups: dict[str, dict[str, np.ndarray]] | None = None):
+        """``compute_suite(features, names, bootstrap=, seed=, local=, groups=)``, from the cache when computed before."""
         from ..metrics import compute_suite
         from ..metrics.suite import MetricRow, SuiteResult
 
+        local, groups = local or {}, groups or {}
         roles = sorted(features)
-        key = array_digest(*(features[r] for r in roles),
-                           extra=json.dumps([roles, list(names), bootstrap, seed, metrics_code_digest()]))
+        local_roles = sorted((kind, role) for kind in local for role in local[kind])
+        group_roles = sorted((kind, role) for kind in groups for role in groups[kind])
+        key = array_digest(*(features[r] for r in roles), *(local[k][r] for k, r in local_roles),
+                           *(groups[k][r] for k, r in group_roles),
+                           extra=json.dumps([roles, local_roles, group_roles, list(names), bootstrap, seed,
+                                             metrics_code_digest()]))
         path = self._path("suite", key, ".gmr")
         entry = read_entry(path, self._expect("suite", key), self.root) if self.enabled else None
         if entry is not None:
@@ -80,7 +87,7 @@ class ResultCache:
             except (ValueError, TypeError, AttributeError):
                 discard_entry(path, "holds no metric table", self.root)
         self.misses += 1
-        result = compute_suite(features, list(names), bootstrap=bootstrap, seed=seed)
+        result = compute_suite(features, list(names), bootstrap=bootstrap, seed=seed, local=local, groups=groups)
         if self.enabled:
             write_entry(path, json.dumps(result.to_records()).encode(), self._expect("suite", key))
         return result

@@ -156,6 +156,71 @@ def stack(per_volume: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(per_volume, axis=0)
 
 
+class LocalFeatures:
+    """Per-volume inputs of the chosen local metrics (``features.localfeatures``), through the shared cache.
+
+    Only the kinds the chosen metrics take are computed, and only for the sets they compare.
+    """
+
+    def __init__(self, encoder, cache, names: list[str], settings=None):
+        from ..features import FeatureCache
+        from ..features.slicing import DEFAULT_SLICES
+        from ..metrics.registry import LOCAL_INPUTS, METRICS
+
+        # the same cache folder with counters of its own: crop passes are reported apart from slice passes
+        self.encoder, self.cache = encoder, FeatureCache(cache.root, enabled=cache.enabled)
+        self.settings = settings if settings is not None else DEFAULT_SLICES
+        specs = [METRICS[n] for n in names if METRICS[n].input in LOCAL_INPUTS]
+        self.kinds = sorted({spec.input for spec in specs})
+        self.sets = {role for spec in specs for role in spec.needs}
+
+    def wanted(self, role: str) -> bool:
+        """Whether a set in this role ("reference", "generated", "train", "test") needs local inputs."""
+        return bool(self.kinds) and role in self.sets
+
+    def of(self, members: list[SetCase]) -> dict[str, list[np.ndarray]]:
+        """Per kind, one matrix per case (its region crops' or slices' rows)."""
+        from ..features.localfeatures import local_inputs
+
+        if not self.kinds:
+            return {}
+        return local_inputs([m.volume for m in members], [m.mask for m in members], self.kinds,
+                            encoder=self.encoder, cache=self.cache, slices=self.settings)
+
+
+@dataclass
+class LocalSet:
+    """One set's local-metric inputs: per kind a matrix, and for the region kinds the volume (cluster) of each row."""
+
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def stack_local(per_volume: dict[str, list[np.ndarray]]) -> LocalSet:
+    """Each kind's per-volume matrices stacked; region-crop rows keep their volume's position as cluster id."""
+    from ..features.localfeatures import REGION_KINDS
+
+    out = LocalSet()
+    for kind, blocks in per_volume.items():
+        out.data[kind] = np.concatenate(blocks, axis=0) if blocks else np.zeros((0, 0))
+        if kind in REGION_KINDS:
+            out.groups[kind] = np.concatenate([np.full(len(b), i) for i, b in enumerate(blocks)]).astype(np.int64) \
+                if blocks else np.zeros(0, np.int64)
+    return out
+
+
+def suite_local(fixed: dict[str, LocalSet], generated: LocalSet | None) -> dict[str, dict]:
+    """``compute_suite``'s ``local`` and ``groups`` arguments from the fixed sets' and a condition's local inputs."""
+    local: dict[str, dict[str, np.ndarray]] = {}
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for role, found in {**fixed, **({"generated": generated} if generated is not None else {})}.items():
+        for kind, matrix in found.data.items():
+            local.setdefault(kind, {})[role] = matrix
+        for kind, ids in found.groups.items():
+            groups.setdefault(kind, {})[role] = ids
+    return {"local": local, "groups": groups}
+
+
 @dataclass
 class Downstream:
     """Predicted Dice per volume with one segmenter and predictor loaded once."""
@@ -167,6 +232,7 @@ class Downstream:
 
     identity: str = ""
     results: ResultCache | None = None
+    segmented: dict[str, np.ndarray] = field(default_factory=dict)  # Phase 2: masks for images without one
 
     @classmethod
     def load(cls, segmenter_path: str | None, results: ResultCache | None = None) -> Downstream:
@@ -311,8 +377,16 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
     base_slices = sum(len(f) for f in per_volume["base"])
     fixed = {name: stack(per_volume[name]) for name in ("reference", "train", "test") if name in per_volume}
     names = metric_names(config.metrics)
+    local = LocalFeatures(enc, feats.cache, names, config.slice_settings)
+    duplicates = any(c.perturbation == "external_duplication" for c in config.conditions)  # draws train volumes
+    local_volumes = {name: local.of(cases) for name, cases in sets.items()
+                     if local.wanted("generated" if name == "base" else name)
+                     or (name == "train" and duplicates and local.wanted("generated"))}
+    fixed_local = {name: stack_local(per_kind) for name, per_kind in local_volumes.items() if name != "base"}
     baseline = results.suite({**fixed, "generated": stack(per_volume["base"])}, names, bootstrap=config.bootstrap,
-                             seed=config.seed)
+                             seed=config.seed,
+                             **suite_local(fixed_local, stack_local(local_volumes["base"]) if "base" in local_volumes
+                                           else None))
     dn_cases = base[:config.downstream_max_volumes] if config.downstream_max_volumes else base
     records: dict[str, list[VolumeDice]] = {}  # per condition: true and predicted Dice of each segmented volume
     train_records = None
@@ -330,12 +404,16 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
     touched: dict[str, dict[str, float | int]] = {}
     dice_rows = [{"condition": "baseline", "perturbation": "none", "family": "baseline", "level": "",
                   **summarise(records["baseline"], bootstrap=dn_bootstrap, seed=config.seed)}] if downstream else []
+    region_rows = region_score_rows("baseline", [c.item.name for c in base], local_volumes.get("base", {}))
     for cond in progress(config.conditions, desc="conditions"):
         spec = PERTURBATIONS[cond.perturbation]
         if spec.kind == "volume":
             members = _perturb_volumes(cond, spec, base, out)
             changed[cond.name] = changed_fraction([c.image for c in base], [m.image for m in members])
             generated = stack(feats.of(members))
+            per_local = local.of(members) if "base" in local_volumes else None
+            generated_local = stack_local(per_local) if per_local is not None else None
+            region_rows += region_score_rows(cond.name, [m.item.name for m in members], per_local or {})
             touched[cond.name] = touched_fraction([c.image for c in base], [m.image for m in members],
                                                   feats.last_info, [m.volume.direction for m in members])
             if downstream is not None:
@@ -350,10 +428,12 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
                 groups=[c.item.group for c in base], train_set=list(range(len(sets.get("train", [])))),
                 seed=cond.seed, **cond.params)
             generated = stack([sources[source][index] for source, index in provenance])
+            generated_local = set_level_local(local_volumes, provenance)
             write_text(out / "perturbed" / cond.perturbation / cond.level / "provenance.json", json.dumps(provenance))
             if downstream is not None:
                 records[cond.name] = reindex(cond.name, provenance, {"eval": records["baseline"], "train": train_records})
-        result = results.suite({**fixed, "generated": generated}, names, bootstrap=config.bootstrap, seed=cond.seed)
+        result = results.suite({**fixed, "generated": generated}, names, bootstrap=config.bootstrap, seed=cond.seed,
+                               **suite_local(fixed_local, generated_local))
         for row in result.rows:
             rows.append({"condition": cond.name, "perturbation": cond.perturbation, "family": spec.family,
                          "level": cond.level, "params": json.dumps(cond.params), "seed": cond.seed,
@@ -365,6 +445,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
                                                                seed=config.seed)})
     reuse = reuse_summary(feats, base_slices, len(config.conditions), {k: len(v) for k, v in sets.items()},
                           sum(len(f) for k, v in per_volume.items() if k != "base" for f in v))
+    reuse["region_forward_passes"] = int(local.cache.stats.forward_passes)  # the local metrics' crops
     run = {"name": config.name, "encoder": enc.name, "encoder_identity": enc.identity(),
            "max_slices": config.max_slices, "tumour_slices": config.tumour_slices, "bootstrap": config.bootstrap,
            "seed": config.seed, "metrics": names, "sets": {k: v.describe() for k, v in config.data.items()},
@@ -375,12 +456,52 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
            "results_cache_misses": results.misses, **reuse}
     write_sweep_tables(out, rows, baseline, dice_rows, run,
                        volume_rows=[r.row() for rs in records.values() for r in rs])
+    if region_rows:
+        from .tables import csv_text
+
+        write_text(out / "region_scores.csv", csv_text(region_rows))
     _save_view_inputs(out, dn_cases if downstream is not None else base, downstream)
     if report:
         from .report import write_report
 
         write_report(out)
     return out
+
+
+def region_score_rows(condition: str, names: list[str], per_volume: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
+    """Per volume, the mean per-image region scores of its crops (``metrics.local``): boundary sharpness, edge width
+    (mm) and interior contrast, for ``region_scores.csv`` (empty when no region descriptor was computed)."""
+    kinds = [k for k in ("boundary", "edge_width", "interior") if k in per_volume]
+    if not kinds:
+        return []
+    rows = []
+    for i, name in enumerate(names):
+        row: dict[str, Any] = {"condition": condition, "volume": name}
+        if "boundary" in per_volume:
+            block = per_volume["boundary"][i]
+            row.update(crops=len(block), boundary_sharpness=float(block.mean()) if len(block) else None)
+        if "edge_width" in per_volume:
+            block = per_volume["edge_width"][i]
+            row["edge_width_mm"] = float(block.mean()) if len(block) else None
+        if "interior" in per_volume:
+            block = per_volume["interior"][i]
+            row["interior_contrast"] = float((block.max(axis=1) - block.min(axis=1)).mean()) if len(block) else None
+        rows.append(row)
+    return rows
+
+
+def set_level_local(local_volumes: dict[str, dict[str, list[np.ndarray]]],
+                    provenance: list[tuple[str, int]]) -> LocalSet | None:
+    """A set-level condition's local inputs: the base (``eval``) or train volumes' blocks it drew, in its order.
+
+    None when the base set has no local inputs, or a drawn train volume has none (its metrics then
+    say which set they need). Each drawn volume is a cluster of its own, a repeated one too.
+    """
+    sources = {"eval": local_volumes.get("base"), "train": local_volumes.get("train")}
+    if sources["eval"] is None or any(sources[source] is None for source, _ in provenance):
+        return None
+    return stack_local({kind: [sources[source][kind][index] for source, index in provenance]
+                        for kind in sources["eval"]})
 
 
 def reuse_summary(feats: SliceFeatures, base_slices: int, n_conditions: int, sizes: dict[str, int],

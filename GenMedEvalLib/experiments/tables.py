@@ -43,6 +43,11 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def is_spread(metric: str) -> bool:
+    """Whether an output is the spread of an estimator (``kd_std``, ``kd_std_roi``), not a metric."""
+    return metric.endswith("_std") or "_std_" in metric
+
+
 Z_SCALE = 5.0
 """Colour scale of every z-score heat map (Phase 1 and Phase 2): +-5, clipped, so colours compare across figures."""
 ARROWS = {"lower": "\u2193", "higher": "\u2191", "zero": "\u21940"}  # arrow: which way is better
@@ -144,7 +149,7 @@ def family_heatmaps(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     Spread outputs (``kd_std``: the spread of KID's subset estimates) are tabled but not mapped: their
     z-scores measure the estimator's noise, not the data, and would dominate the colour scale.
     """
-    rows = [r for r in rows if not str(r["metric"]).endswith("_std")]
+    rows = [r for r in rows if not is_spread(str(r["metric"]))]
     paths = [heatmap_png(rows, out / "heatmap.png")]
     for family in dict.fromkeys(r["family"] for r in rows):
         subset = [r for r in rows if r["family"] == family]
@@ -163,6 +168,11 @@ def write_sweep_tables(out: Path, rows: list[dict[str, Any]], baseline, dice_row
     write_text(out / "upstream.json", json.dumps(rows, indent=1))
     write_text(out / "metrics_by_condition.csv", csv_text(wide_rows(rows, "value")))
     write_text(out / "zscores_by_condition.csv", csv_text(wide_rows(rows, "z")))
+    from .sensitivity import sensitivity_rows
+
+    sensitivity = sensitivity_rows(rows)
+    write_text(out / "sensitivity.csv", csv_text(sensitivity))
+    write_text(out / "sensitivity.json", json.dumps(sensitivity, indent=1))
     baseline.to_csv(out / "baseline.csv")
     baseline.to_json(out / "baseline.json")
     if dice_rows:

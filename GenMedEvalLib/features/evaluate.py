@@ -35,11 +35,12 @@ def _needs(registry: Mapping, names: Sequence[str], kind: str) -> bool:
 
 def folder_features(folders: Mapping[str, str | Path], encoder: Encoder, *, slices: SliceSettings = DEFAULT_SLICES,
                     cache: FeatureCache | None = None, keep_slices: bool = False,
-                    show_progress: bool = True, options=None) -> dict[str, FeatureSet]:
+                    show_progress: bool = True, options=None, read: dict | None = None) -> dict[str, FeatureSet]:
     """Features (every output the encoder gives) of each named folder; all folders are read before encoding.
 
     The folders hold volume files or case folders; one primary contrast is chosen for all of them
-    (``cases.resolve_contrast``), so every set's encoder sees the same contrast.
+    (``cases.resolve_contrast``), so every set's encoder sees the same contrast. ``read``, when
+    given, receives each set's (volumes, masks) as read, for the local metrics.
     """
     from ..cases import list_cases, resolve_contrast
 
@@ -47,6 +48,8 @@ def folder_features(folders: Mapping[str, str | Path], encoder: Encoder, *, slic
     contrast = resolve_contrast([i for items in listed.values() for i in items], options.contrast if options else None)
     inputs = {name: encoder_inputs(items, options, with_masks=slices.mask_only, contrast=contrast)
               for name, items in listed.items()}
+    if read is not None:
+        read.update(inputs)
     sets = {}
     for name, (volumes, masks) in inputs.items():
         sets[name] = extract_features(volumes, encoder, slices=slices, masks=masks,
@@ -76,14 +79,41 @@ def evaluate_folders(folders: Mapping[str, str | Path], encoder: str | Encoder =
         read_folder_check(folders[name])
     model = encoder if isinstance(encoder, Encoder) else get_encoder(encoder, device, batch_size)
     need_images = _needs(METRICS, names, "images")
+    read: dict = {}
     sets = folder_features(folders, model, slices=slices, cache=cache, keep_slices=need_images,
-                           show_progress=show_progress, options=cases)
+                           show_progress=show_progress, options=cases, read=read)
+    local, groups = folder_local(read, names, model, cache, slices)
     features = {name: np.asarray(fs.pool, dtype=np.float64) for name, fs in sets.items()}
     logits = {name: fs.features["logits"] for name, fs in sets.items()} if "logits" in model.outputs else None
     spatial = {name: fs.features["spatial"] for name, fs in sets.items()} if "spatial" in model.outputs else None
     images = {name: stack_slices(fs.slices or []) for name, fs in sets.items()} if need_images else None
     return compute_suite(features, names, images=images, logits=logits, spatial=spatial, bootstrap=bootstrap,
-                         seed=seed, options=options)
+                         seed=seed, options=options, local=local, groups=groups)
+
+
+def folder_local(read: Mapping, names: Sequence[str], encoder: Encoder, cache: FeatureCache | None,
+                 slices: SliceSettings) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
+    """The local metrics' inputs (``localfeatures``) of each set read and their rows' volumes, per kind.
+
+    Sets without masks give no region inputs (their metrics then say so).
+    """
+    from ..metrics.registry import LOCAL_INPUTS, METRICS
+    from .cache import FeatureCache
+    from .localfeatures import REGION_KINDS, local_inputs
+
+    kinds = sorted({METRICS[n].input for n in names if METRICS[n].input in LOCAL_INPUTS})
+    local: dict[str, dict[str, np.ndarray]] = {}
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    if not kinds:
+        return local, groups
+    cache = cache if cache is not None else FeatureCache()
+    for name, (volumes, masks) in read.items():
+        wanted = [k for k in kinds if k not in REGION_KINDS or all(m is not None for m in masks)]
+        for kind, blocks in local_inputs(volumes, masks, wanted, encoder=encoder, cache=cache, slices=slices).items():
+            local.setdefault(kind, {})[name] = np.concatenate(blocks, axis=0)
+            if kind in REGION_KINDS:  # a volume's crops resample together in the bootstrap
+                groups.setdefault(kind, {})[name] = np.concatenate([np.full(len(b), i) for i, b in enumerate(blocks)])
+    return local, groups
 
 
 def read_folder_check(folder: str | Path) -> None:

@@ -91,6 +91,14 @@ def extract_features(volumes: Sequence[np.ndarray | Volume], encoder: Encoder, *
                              f"it gives {', '.join(encoder.outputs)}")
     cache = cache if cache is not None else FeatureCache()
     inputs, info = _inputs(volumes, encoder, slices, masks)
+    features = encode_cached(inputs, encoder, cache, outputs, show_progress)
+    return FeatureSet(features, info, len(volumes), list(names or []), inputs if keep_slices else None)
+
+
+def encode_cached(inputs: list[np.ndarray], encoder: Encoder, cache: FeatureCache, outputs: Sequence[str] = ("pool",),
+                  show_progress: bool = False) -> dict[str, np.ndarray]:
+    """Encoder outputs ``(N, D)`` float32 of network inputs, each distinct missing one computed once, the cache filled."""
+    outputs = tuple(outputs)
     identity = encoder.identity()
     digests = [content_hash(x) for x in inputs]
     found, missing = cache.lookup(digests, identity, outputs)
@@ -106,8 +114,7 @@ def extract_features(volumes: Sequence[np.ndarray | Volume], encoder: Encoder, *
         result = computed[first_of[digests[pos]]]
         for kind in outputs:
             found[kind][pos] = result[kind]
-    features = {kind: _stack(found[kind]) for kind in outputs}
-    return FeatureSet(features, info, len(volumes), list(names or []), inputs if keep_slices else None)
+    return {kind: _stack(found[kind]) for kind in outputs}
 
 
 def _stack(rows: list) -> np.ndarray:

@@ -93,52 +93,79 @@ def _evaluate(spec: MetricSpec, inputs: Mapping[str, Any], options: Mapping[str,
     return {spec.outputs[0]: float(result)}
 
 
-def _inputs_for(spec: MetricSpec, features, images, logits, spatial) -> tuple[dict[str, Any] | None, str]:
-    source = {"features": features, "images": images, "logits": logits, "spatial": spatial}[spec.input] or {}
+def _inputs_for(spec: MetricSpec, sources: Mapping[str, Mapping[str, Any] | None]) -> tuple[dict[str, Any] | None, str]:
+    """The sets ``spec`` takes, from the inputs of its kind, or None and why not."""
+    from .registry import INPUTS
+
+    source = sources.get(spec.input) or {}
     missing = [name for name in spec.needs if name not in source or source[name] is None]
     if missing:
-        what = {"features": "set", "images": "images of the set", "logits": "classifier logits of the set",
-                "spatial": "Inception spatial (sFID) features of the set"}[spec.input]
-        return None, f"needs the {what} {', '.join(missing)}"
+        return None, f"needs the {INPUTS[spec.input].replace(' of the set', '')} of the set {', '.join(missing)}"
     return {name: source[name] for name in spec.needs}, ""
 
 
-def _resample(inputs: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """Bootstrap replicate: reference and generated resampled with replacement, others unchanged."""
+def _resample(inputs: Mapping[str, Any], rng: np.random.Generator,
+              groups: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Bootstrap replicate: reference and generated resampled with replacement, others unchanged.
+
+    With ``groups`` (a cluster id per row, e.g. the volume of each region crop), whole clusters
+    are resampled, so rows that come from one volume move together.
+    """
     out = dict(inputs)
     for name in ("reference", "generated"):
-        if name in out:
-            n = len(out[name])
-            out[name] = np.asarray(out[name])[rng.integers(0, n, n)]
+        if name not in out:
+            continue
+        rows = np.asarray(out[name])
+        if groups is not None and name in groups:
+            ids = np.asarray(groups[name])
+            clusters = np.unique(ids)
+            chosen = rng.choice(clusters, size=len(clusters), replace=True)
+            out[name] = rows[np.concatenate([np.flatnonzero(ids == c) for c in chosen])]
+        else:
+            out[name] = rows[rng.integers(0, len(rows), len(rows))]
     return out
 
 
-_BOOTSTRAP_OPTIONS = {"kd": {"num_subsets": 10}, "fd_inf": {"num_points": 5}}
+_BOOTSTRAP_OPTIONS = {"kd": {"num_subsets": 10}, "fd_inf": {"num_points": 5},
+                      **{name: {"package_distance": False} for name in ("frd", "frd_roi", "frd_v1", "frd_v1_roi")}}
+_BOOTSTRAP_OPTIONS.update({f"{base}_{region}": _BOOTSTRAP_OPTIONS[base] for base in ("kd", "fd_inf")
+                           for region in ("roi", "band")})
 
 
 def compute_suite(features: Mapping[str, np.ndarray], metrics: str | Sequence[str] = "all", *,
                   images: Mapping[str, np.ndarray] | None = None, logits: Mapping[str, np.ndarray] | None = None,
-                  spatial: Mapping[str, np.ndarray] | None = None, bootstrap: int = 0, seed: int = 0, options: Mapping[str, dict] | None = None) -> SuiteResult:
+                  spatial: Mapping[str, np.ndarray] | None = None, bootstrap: int = 0, seed: int = 0,
+                  options: Mapping[str, dict] | None = None,
+                  local: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                  groups: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> SuiteResult:
     """Evaluate ``metrics`` on named sets ("reference", "generated", "train", "test").
 
     ``features`` are the main embeddings; ``spatial`` the Inception Mixed_6e features for sFID,
-    ``logits`` classifier outputs for the Inception Score, ``images`` the slices for image metrics.
+    ``logits`` classifier outputs for the Inception Score, ``images`` the slices for image metrics,
+    ``local`` the inputs of the local metrics per kind (``registry.LOCAL_INPUTS``: region-crop
+    features "roi"/"band", region descriptors "boundary"/"interior", radiomic features
+    "radiomics"/"radiomics_roi"), each a mapping of set name to matrix. ``groups``: per input kind
+    and set, a cluster id per row (the volume a region crop comes from); the bootstrap then
+    resamples clusters, since a volume's many crops are not independent samples.
 
     A metric whose sets are absent, or whose weights are unavailable, gives a row with
     ``available=False`` and the reason. ``bootstrap=B`` adds percentile 95 % intervals from ``B``
-    resamples of the reference and generated sets (KD then uses 10 subsets and FD-infinity 5
-    points per replicate, to keep the cost bounded).
+    resamples of the reference and generated sets (KD then uses 10 subsets, FD-infinity 5
+    points and FRD an exact Fréchet step instead of ``sqrtm`` per replicate, to keep the cost bounded).
     """
     options = options or {}
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 0:
         raise ParameterError(f"bootstrap: {bootstrap!r} is not a whole number >= 0")
     n_ref = len(features.get("reference", [])) if features.get("reference") is not None else 0
     n_gen = len(features.get("generated", [])) if features.get("generated") is not None else 0
+    sources = {"features": features, "images": images, "logits": logits, "spatial": spatial, **(local or {})}
     rows: list[MetricRow] = []
     for name in resolve_metrics(metrics):
         spec = METRICS[name]
-        inputs, reason = _inputs_for(spec, features, images, logits, spatial)
-        base = dict(better=spec.better, needs="+".join(spec.needs), n_reference=n_ref, n_generated=n_gen)
+        inputs, reason = _inputs_for(spec, sources)
+        sizes = {k: len(v) for k, v in (inputs or {}).items()}  # a local metric's own sample: its region crops
+        base = dict(better=spec.better, needs="+".join(spec.needs), n_reference=sizes.get("reference", n_ref),
+                    n_generated=sizes.get("generated", n_gen))
         if inputs is None:
             rows += [MetricRow(o, None, None, None, available=False, note=reason, **base) for o in spec.outputs]
             continue
@@ -148,7 +175,8 @@ def compute_suite(features: Mapping[str, np.ndarray], metrics: str | Sequence[st
         except GenMedEvalError as exc:
             rows += [MetricRow(o, None, None, None, available=False, note=str(exc), **base) for o in spec.outputs]
             continue
-        intervals = _bootstrap(spec, inputs, options.get(name, {}), bootstrap, seed) if bootstrap else {}
+        intervals = _bootstrap(spec, inputs, options.get(name, {}), bootstrap, seed,
+                               (groups or {}).get(spec.input)) if bootstrap else {}
         for output, value in values.items():
             low, high = intervals.get(output, (None, None))
             finite = np.isfinite(value)
@@ -163,13 +191,16 @@ def _params(spec: MetricSpec) -> tuple[str, ...]:
     return tuple(inspect.signature(spec.function).parameters)
 
 
-def _bootstrap(spec: MetricSpec, inputs, options, replicates: int, seed: int) -> dict[str, tuple[float, float]]:
+def _bootstrap(spec: MetricSpec, inputs, options, replicates: int, seed: int,
+               groups: Mapping[str, np.ndarray] | None = None) -> dict[str, tuple[float, float]]:
     rng = np.random.default_rng([seed, 7919])
     extra = {**_BOOTSTRAP_OPTIONS.get(spec.name, {}), **options}
     if "seed" in _params(spec):
         extra.setdefault("seed", seed)
     samples: dict[str, list[float]] = {}
     for _ in range(replicates):
-        for key, value in _evaluate(spec, _resample(inputs, rng), extra).items():
+        for key, value in _evaluate(spec, _resample(inputs, rng, groups), extra).items():
             samples.setdefault(key, []).append(value)
-    return {key: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for key, v in samples.items()}
+    finite = {key: np.asarray(v, dtype=float)[np.isfinite(v)] for key, v in samples.items()}
+    return {key: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for key, v in finite.items()
+            if len(v) >= 2}  # an output undefined on (almost) every replicate gets no interval
