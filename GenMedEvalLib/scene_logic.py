@@ -577,6 +577,7 @@ class BackgroundJob:
         self._lines: Any = None
         self._reader = None
         self._step_percent = 0
+        self._last_line = ""
 
     def start(self) -> JobStatus:
         """Start the first command; a command that cannot start fails the job (no exception)."""
@@ -607,6 +608,7 @@ class BackgroundJob:
             self.state, self.message = "failed", f"{step.label}: could not start {step.argv[0]}: {exc.strerror or exc}"
             return
         self._lines = queue.Queue()
+        self._last_line = ""  # the step's last non-empty output line, whichever poll read it
         self._reader = threading.Thread(target=self._read, args=(self.process, self._lines), daemon=True)
         self._reader.start()
 
@@ -639,8 +641,15 @@ class BackgroundJob:
             code = self.process.wait()
             self._reader.join(timeout=5)
             lines += self._drain()
-            self._finish_step(code, lines)
+            self._remember(lines)
+            self._finish_step(code)
+            return self._status(lines)
+        self._remember(lines)
         return self._status(lines)
+
+    def _remember(self, lines: list[str]) -> None:
+        """Keep the last non-empty line: an earlier poll may have read the line a failure is explained by."""
+        self._last_line = next((ln.strip() for ln in reversed(lines) if ln.strip()), self._last_line)
 
     def _drain(self) -> list[str]:
         import queue
@@ -654,10 +663,10 @@ class BackgroundJob:
             if line is not None:
                 out.append(line)
 
-    def _finish_step(self, code: int, lines: list[str]) -> None:
+    def _finish_step(self, code: int) -> None:
         step = self.steps[self.index]
         if code != 0:
-            last = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
+            last = self._last_line
             how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
             self.state, self.exit_code = "failed", code
             self.message = f"{step.label} failed ({how})" + (f": {last[-300:]}" if last else "")

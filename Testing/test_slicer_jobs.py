@@ -124,3 +124,19 @@ def test_background_downstream_command_bad_input_is_one_line(tmp_path):
     done = subprocess.run(list(step.argv), capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "case.nii.gz" in done.stderr
     assert not run.segmentation.exists() and not run.table.exists()
+
+
+def test_a_failure_is_explained_by_its_last_line_whichever_poll_read_it():
+    """The explaining line printed well before the exit (read by an earlier poll) still makes the message."""
+    job = BackgroundJob([JobStep((PY, "-c", "import sys, time; print('bad input: y.nii', flush=True); "
+                                            "time.sleep(1.0); sys.exit(2)"), "Metrics")])
+    job.start()
+    early = []
+    for _ in range(200):  # read the line while the process still runs
+        status = job.poll()
+        early += status.lines
+        if early or status.finished:
+            break
+        time.sleep(0.02)
+    assert early == ["bad input: y.nii"] and not status.finished
+    assert job.wait(30).message == "Metrics failed (exit status 2): bad input: y.nii"
