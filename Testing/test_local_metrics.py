@@ -180,7 +180,7 @@ def test_twins_compute_the_base_metric_on_the_region_features(rng):
 
 def test_sharpness_detects_blur_and_the_interior_detects_a_gradient_in_a_set(rng):
     """Set level: 6 volumes against 6 others; blur moves `boundary`, the radial gradient moves `interior`."""
-    from GenMedEvalLib.features.localfeatures import local_inputs, stack_kinds
+    from GenMedEvalLib.features.localfeatures import local_inputs, stack_local
 
     def make(seed):
         return [disc_volume(np.random.default_rng(seed + i), radius=9 + i % 4) for i in range(6)]
@@ -189,7 +189,7 @@ def test_sharpness_detects_blur_and_the_interior_detects_a_gradient_in_a_set(rng
     kinds = ["boundary", "edge_width", "interior"]
 
     def inputs(pairs):
-        return stack_kinds(local_inputs([v for v, _ in pairs], [m for _, m in pairs], kinds))
+        return stack_local(local_inputs([v for v, _ in pairs], [m for _, m in pairs], kinds)).data
 
     blur = [(v.with_array(boundary_blur(v.array, mask=m, spacing=v.spacing_zyx, sigma=1.0)), m) for v, m in base]
     radial = [(v.with_array(radial_gradient(v.array, mask=m, spacing=v.spacing_zyx, amplitude=0.1)), m)

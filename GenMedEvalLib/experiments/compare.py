@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
+from ..features.localfeatures import stack_local, suite_local
 from ..io import write_text
 from .config import DataSet, SweepConfig
 from .phase2 import agreement_dice, median_nearest, nearest_training, ranking_finding
@@ -31,8 +32,6 @@ from .sweep import (
     load_set,
     metric_names,
     stack,
-    stack_local,
-    suite_local,
     summarise_dice,
 )
 from .tables import csv_text, is_spread

@@ -36,6 +36,7 @@ from ..cases import (
     resolve_contrast,
 )
 from ..errors import InputError
+from ..features.localfeatures import LocalSet, stack_local, suite_local
 from ..io import CohortItem, Volume, write_text, write_volume
 from ..progress import progress
 from .config import Condition, DataSet, SweepConfig
@@ -186,39 +187,6 @@ class LocalFeatures:
             return {}
         return local_inputs([m.volume for m in members], [m.mask for m in members], self.kinds,
                             encoder=self.encoder, cache=self.cache, slices=self.settings)
-
-
-@dataclass
-class LocalSet:
-    """One set's local-metric inputs: per kind a matrix, and for the region kinds the volume (cluster) of each row."""
-
-    data: dict[str, np.ndarray] = field(default_factory=dict)
-    groups: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def stack_local(per_volume: dict[str, list[np.ndarray]]) -> LocalSet:
-    """Each kind's per-volume matrices stacked; region-crop rows keep their volume's position as cluster id."""
-    from ..features.localfeatures import REGION_KINDS
-
-    out = LocalSet()
-    for kind, blocks in per_volume.items():
-        out.data[kind] = np.concatenate(blocks, axis=0) if blocks else np.zeros((0, 0))
-        if kind in REGION_KINDS:
-            out.groups[kind] = np.concatenate([np.full(len(b), i) for i, b in enumerate(blocks)]).astype(np.int64) \
-                if blocks else np.zeros(0, np.int64)
-    return out
-
-
-def suite_local(fixed: dict[str, LocalSet], generated: LocalSet | None) -> dict[str, dict]:
-    """``compute_suite``'s ``local`` and ``groups`` arguments from the fixed sets' and a condition's local inputs."""
-    local: dict[str, dict[str, np.ndarray]] = {}
-    groups: dict[str, dict[str, np.ndarray]] = {}
-    for role, found in {**fixed, **({"generated": generated} if generated is not None else {})}.items():
-        for kind, matrix in found.data.items():
-            local.setdefault(kind, {})[role] = matrix
-        for kind, ids in found.groups.items():
-            groups.setdefault(kind, {})[role] = ids
-    return {"local": local, "groups": groups}
 
 
 @dataclass

@@ -82,38 +82,34 @@ def evaluate_folders(folders: Mapping[str, str | Path], encoder: str | Encoder =
     read: dict = {}
     sets = folder_features(folders, model, slices=slices, cache=cache, keep_slices=need_images,
                            show_progress=show_progress, options=cases, read=read)
-    local, groups = folder_local(read, names, model, cache, slices)
+    local = folder_local(read, names, model, cache, slices)
     features = {name: np.asarray(fs.pool, dtype=np.float64) for name, fs in sets.items()}
     logits = {name: fs.features["logits"] for name, fs in sets.items()} if "logits" in model.outputs else None
     spatial = {name: fs.features["spatial"] for name, fs in sets.items()} if "spatial" in model.outputs else None
     images = {name: stack_slices(fs.slices or []) for name, fs in sets.items()} if need_images else None
     return compute_suite(features, names, images=images, logits=logits, spatial=spatial, bootstrap=bootstrap,
-                         seed=seed, options=options, local=local, groups=groups)
+                         seed=seed, options=options, **local)
 
 
 def folder_local(read: Mapping, names: Sequence[str], encoder: Encoder, cache: FeatureCache | None,
-                 slices: SliceSettings) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
-    """The local metrics' inputs (``localfeatures``) of each set read and their rows' volumes, per kind.
+                 slices: SliceSettings) -> dict[str, dict]:
+    """``compute_suite``'s ``local`` and ``groups`` arguments (``localfeatures``) for each set read.
 
     Sets without masks give no region inputs (their metrics then say so).
     """
     from ..metrics.registry import LOCAL_INPUTS, METRICS
     from .cache import FeatureCache
-    from .localfeatures import REGION_KINDS, local_inputs
+    from .localfeatures import REGION_KINDS, local_inputs, stack_local, suite_local
 
     kinds = sorted({METRICS[n].input for n in names if METRICS[n].input in LOCAL_INPUTS})
-    local: dict[str, dict[str, np.ndarray]] = {}
-    groups: dict[str, dict[str, np.ndarray]] = {}
     if not kinds:
-        return local, groups
+        return suite_local({}, None)
     cache = cache if cache is not None else FeatureCache()
+    sets = {}
     for name, (volumes, masks) in read.items():
         wanted = [k for k in kinds if k not in REGION_KINDS or all(m is not None for m in masks)]
-        for kind, blocks in local_inputs(volumes, masks, wanted, encoder=encoder, cache=cache, slices=slices).items():
-            local.setdefault(kind, {})[name] = np.concatenate(blocks, axis=0)
-            if kind in REGION_KINDS:  # a volume's crops resample together in the bootstrap
-                groups.setdefault(kind, {})[name] = np.concatenate([np.full(len(b), i) for i, b in enumerate(blocks)])
-    return local, groups
+        sets[name] = stack_local(local_inputs(volumes, masks, wanted, encoder=encoder, cache=cache, slices=slices))
+    return suite_local(sets, None)
 
 
 def read_folder_check(folder: str | Path) -> None:

@@ -18,6 +18,7 @@ Volumes without a mask (or with an empty one) give no rows for the region kinds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -96,6 +97,32 @@ def local_inputs(volumes: Sequence[Volume], masks: Sequence[np.ndarray | Volume 
     return out
 
 
-def stack_kinds(per_volume: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-    """Each kind's per-volume matrices stacked into one set matrix."""
-    return {kind: np.concatenate(blocks, axis=0) if blocks else np.zeros((0, 0)) for kind, blocks in per_volume.items()}
+@dataclass
+class LocalSet:
+    """One set's local-metric inputs: per kind a matrix, and for the region kinds the volume (cluster) of each row."""
+
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def stack_local(per_volume: dict[str, list[np.ndarray]]) -> LocalSet:
+    """Each kind's per-volume matrices stacked; region-crop rows keep their volume's position as cluster id."""
+    out = LocalSet()
+    for kind, blocks in per_volume.items():
+        out.data[kind] = np.concatenate(blocks, axis=0) if blocks else np.zeros((0, 0))
+        if kind in REGION_KINDS:
+            out.groups[kind] = np.concatenate([np.full(len(b), i) for i, b in enumerate(blocks)]).astype(np.int64) \
+                if blocks else np.zeros(0, np.int64)
+    return out
+
+
+def suite_local(fixed: dict[str, LocalSet], generated: LocalSet | None) -> dict[str, dict]:
+    """``compute_suite``'s ``local`` and ``groups`` arguments from the fixed sets' and a condition's local inputs."""
+    local: dict[str, dict[str, np.ndarray]] = {}
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for role, found in {**fixed, **({"generated": generated} if generated is not None else {})}.items():
+        for kind, matrix in found.data.items():
+            local.setdefault(kind, {})[role] = matrix
+        for kind, ids in found.groups.items():
+            groups.setdefault(kind, {})[role] = ids
+    return {"local": local, "groups": groups}

@@ -26,7 +26,7 @@ prepare_environment()
 
 
 from GenMedEvalLib.features import FeatureCache, extract_features, get_encoder  # noqa: E402
-from GenMedEvalLib.features.localfeatures import local_inputs, radiomics_available, stack_kinds  # noqa: E402
+from GenMedEvalLib.features.localfeatures import local_inputs, radiomics_available, stack_local  # noqa: E402
 from GenMedEvalLib.features.regions import region_set  # noqa: E402
 from GenMedEvalLib.features.slicing import DEFAULT_SLICES  # noqa: E402
 from GenMedEvalLib.metrics import compute_suite  # noqa: E402
@@ -71,7 +71,7 @@ def run(sets, cache_root: Path, label: str) -> dict[str, tuple[float, int]]:
             continue
 
         def local(kind=kind, metric=metric):
-            per = [stack_kinds(local_inputs(v, m, [kind], encoder=encoder, cache=cache)) for v, m in sets]
+            per = [stack_local(local_inputs(v, m, [kind], encoder=encoder, cache=cache)).data for v, m in sets]
             inputs = {kind: {"reference": per[0][kind], "generated": per[1][kind]}}
             result = compute_suite({}, [metric], local=inputs)
             return result.rows[0].value, len(per[1][kind])
