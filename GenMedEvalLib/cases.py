@@ -311,8 +311,37 @@ def list_cases(folder: str | Path, csv_path: str | Path | None = None,
     if csv_path is None:
         csv_path = next((c for c in (folder / "cohort.csv", folder.parent / "cohort.csv") if c.exists()), None)
     table = read_cohort_csv(csv_path) if csv_path is not None else {}
+    return _items(sorted(files + dirs, key=lambda p: strip_volume_suffix(p.name)), mask_folder, table)
+
+
+def list_files(paths: Sequence[str | Path], mask_dir: str | Path | None = None) -> list[CohortItem]:
+    """The cases of an explicit list of volume files and case folders, in the order given (a job's file list).
+
+    Masks are found as ``list_cases`` finds them; ``cohort.csv`` beside the first file gives splits.
+    """
+    resolved = [Path(p) for p in paths]
+    for path in resolved:
+        if path.is_dir():
+            if not _holds_volumes(path):
+                raise InputError("is a folder without volumes, not a case folder", path)
+        elif not path.is_file():
+            raise InputError("file not found", path)
+        elif not is_volume_file(path.name):
+            raise InputError("is not a volume file (.nii.gz, .nii, .nrrd, .mha)", path)
+    names = [strip_volume_suffix(p.name) for p in resolved]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"two entries share the case name {twice[0]}", resolved[names.index(twice[0])])
+    csv_path = next((c for p in resolved[:1] for c in (p.parent / "cohort.csv", p.parent.parent / "cohort.csv")
+                     if c.exists()), None)
+    table = read_cohort_csv(csv_path) if csv_path is not None else {}
+    return _items(resolved, Path(mask_dir) if mask_dir else None, table)
+
+
+def _items(paths: Sequence[Path], mask_folder: Path | None, table: Mapping) -> list[CohortItem]:
+    """One ``CohortItem`` per volume file or case folder, with its mask and its cohort.csv row."""
     items = []
-    for path in sorted(files + dirs, key=lambda p: strip_volume_suffix(p.name)):
+    for path in paths:
         name = strip_volume_suffix(path.name)
         if path.is_dir():
             own = case_files(path).label

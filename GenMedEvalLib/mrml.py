@@ -355,15 +355,56 @@ def suite_rows(result) -> list[dict[str, Any]]:
 
 def save_bundle(app, path: str | Path) -> Path:
     """Save the whole scene as a ``.mrb`` bundle (written to a temporary name, then renamed)."""
+    from .filecheck import native_output_silenced
     from .io import atomic_path
 
     target = Path(path)
-    with atomic_path(target) as tmp:
+    with atomic_path(target) as tmp, native_output_silenced():  # the zip writer's per-file notes (command line)
         staged = tmp.with_suffix(".mrb")
         if not app.io_manager.save_scene(str(staged)):
             raise InputError("Slicer could not save the scene", target)
         staged.replace(tmp)
     return target
+
+
+def in_slicer_application() -> bool:
+    """True inside the desktop (or windowless) Slicer application, where ``slicer.app`` exists."""
+    import sys
+
+    module = sys.modules.get("slicer")
+    return module is not None and getattr(module, "app", None) is not None
+
+
+def write_bundle(build, path: str | Path) -> Path:
+    """A ``.mrb`` of the nodes ``build(scene)`` adds to an emptied scene, written atomically.
+
+    Inside Slicer: the application's own scene and ``slicer.util.saveScene`` (the scene is cleared
+    first and after: a batch run owns it); elsewhere the slicer-core wheel's (``get_app``).
+    """
+    if in_slicer_application():
+        import slicer
+
+        from .io import atomic_path
+
+        scene, target = slicer.mrmlScene, Path(path)
+        scene.Clear(0)
+        try:
+            build(scene)
+            with atomic_path(target) as tmp:
+                staged = tmp.with_suffix(".mrb")
+                if not slicer.util.saveScene(str(staged)):
+                    raise InputError("Slicer could not save the scene", target)
+                staged.replace(tmp)
+            return target
+        finally:
+            scene.Clear(0)
+    app = get_app()
+    app.scene.Clear(0)
+    try:
+        build(app.scene)
+        return save_bundle(app, path)
+    finally:
+        app.scene.Clear(0)
 
 
 def load_bundle(app, path: str | Path) -> None:

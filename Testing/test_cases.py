@@ -281,7 +281,7 @@ def test_features_sweep_and_compare_on_case_folders(tmp_path, monkeypatch, capsy
     out = run_sweep(config, tmp_path / "run", report=False)
     views = json.loads((out / "views.json").read_text())
     assert views["contrast"] == "t1c" and views["perturbed_name"].endswith("/T1c_subtrMeanDivStd.nii.gz")
-    seg = Path(views["segmentations"]["baseline"])
+    seg = out / views["segmentations"]["baseline"]
     assert seg.name == f"{views['case']}.nii.gz"
     from GenMedEvalLib.io import normalize_intensity, read_mask
 

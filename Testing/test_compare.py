@@ -132,3 +132,28 @@ def test_compare_cli_errors_are_one_line(folders, tmp_path, capsys, extra, messa
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "run").exists()
+
+
+def test_region_masks_keep_each_cases_own_mask():
+    """A model whose cases only partly carry generated masks: those keep theirs, the rest get the segmenter's."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from GenMedEvalLib.experiments.compare import region_masks
+    from GenMedEvalLib.experiments.sweep import SetCase
+    from GenMedEvalLib.io import CohortItem
+
+    own = np.zeros((4, 4, 4), np.uint8)
+    own[1:3, 1:3, 1:3] = 1
+    segmented = np.zeros((4, 4, 4), np.uint8)
+    segmented[0, 0, 0] = 1
+    members = [SetCase(CohortItem("a", Path("a.nii.gz")), None, None, own),
+               SetCase(CohortItem("b", Path("b.nii.gz")), None, None, np.zeros_like(own))]
+    dn = SimpleNamespace(segmented={"m/a": segmented, "m/b": segmented})
+    chosen, source = region_masks(members, dn, "m")
+    assert np.array_equal(chosen[0].mask, own) and np.array_equal(chosen[1].mask, segmented)
+    assert "generated masks" in source and "segmenter" in source
+    chosen, source = region_masks(members[:1], dn, "m")
+    assert chosen[0] is members[0] and source == "generated masks"
+    chosen, source = region_masks(members[1:], None, "m")
+    assert not chosen[0].mask.any() and source.startswith("none")

@@ -46,7 +46,7 @@ def test_views_show_a_segmented_case_with_its_segmentations(demo_run):
     out, _ = demo_run
     info = json.loads((out / "views.json").read_text())
     assert {"baseline", "boundary_blur@3"} <= set(info["segmentations"])
-    assert all(Path(p).is_file() for p in info["segmentations"].values())
+    assert all((out / p).is_file() and not Path(p).is_absolute() for p in info["segmentations"].values())
 
 
 def read_csv(path):
@@ -125,7 +125,7 @@ def test_downstream_reports_true_dice_beside_predicted_per_condition_and_volume(
     assert len(info["cases"]) == 2
     baseline = {v["volume"]: float(v["true_dice"]) for v in by_condition["baseline"]}
     for case in info["cases"]:
-        seg, truth = read_mask(case["segmentation"]).array, read_mask(case["truth"]).array
+        seg, truth = read_mask(out / case["segmentation"]).array, read_mask(out / case["truth"]).array
         assert baseline[case["case"]] == pytest.approx(dice_score(seg, truth))
 
 

@@ -36,7 +36,7 @@ class CountingEncoder(Encoder):
         return f"toy-{self.tag}"
 
     def encode_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        self.seen += len(batch)
+        self.seen += int(batch.reshape(len(batch), -1).any(axis=1).sum())  # real inputs, not the zero padding
         flat = batch.reshape(len(batch), -1).astype(np.float64)
         pool = np.stack([flat.mean(1), flat.std(1), flat.max(1), (flat ** 2).mean(1)], axis=1)
         return {"pool": pool.astype(np.float32), "logits": pool[:, :2].astype(np.float32)}
@@ -139,3 +139,25 @@ def test_disabled_cache_counts_naive_passes(volumes, tmp_path):
     for _ in range(2):
         extract_features(volumes, CountingEncoder(), slices=SETTINGS, cache=cache, show_progress=False)
     assert cache.stats.forward_passes == 22 and not list(tmp_path.iterdir())
+
+
+def test_features_do_not_depend_on_companions_or_cache_state(tmp_path):
+    """A slice's features are bit-identical encoded alone, among others, or after the cache held some of them
+    (every batch is padded to the encoder's batch size: one shape, one arithmetic)."""
+    from GenMedEvalLib.features.registry import get_encoder
+
+    encoder = get_encoder("domain", "cpu")
+    rng = np.random.default_rng(3)
+    images = rng.random((45, encoder.input_size, encoder.input_size), dtype=np.float32)
+    together = encoder.encode(images, show_progress=False)["pool"]
+    for i in (0, 7, 44):
+        alone = encoder.encode(images[i:i + 1], show_progress=False)["pool"][0]
+        assert np.array_equal(alone, together[i])
+    three = encoder.encode(images[10:13], show_progress=False)["pool"]
+    assert np.array_equal(three, together[10:13])
+    from GenMedEvalLib.features.extract import encode_cached
+
+    cache = FeatureCache(tmp_path)
+    encode_cached(list(images[::4]), encoder, cache)  # a partly warm cache changes which inputs are batched together
+    warm = encode_cached(list(images), encoder, cache)["pool"]
+    assert np.array_equal(warm, together) and cache.stats.forward_passes == len(images[::4]) + 45 - len(images[::4])

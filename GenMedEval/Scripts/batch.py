@@ -2,6 +2,7 @@
 
     Slicer --no-main-window --python-script Scripts/batch.py --volume case.nii.gz --mask mask.nii.gz \\
         --perturbation boundary_blur --param sigma=2 --segment --out results/ [--scene results/scene.mrb]
+    Slicer --no-main-window --python-script Scripts/batch.py --job job.yaml   (a `genmedeval batch` job)
     python GenMedEval/Scripts/batch.py --volume ...   (the same with the slicer-core / trame-slicer wheels)
 
 Loads the volume (and mask) into the MRML scene, optionally perturbs it, evaluates a folder against a
@@ -32,7 +33,10 @@ def _library_on_path() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batch.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--volume", required=True, help="input volume (NIfTI, NRRD, MHA)")
+    parser.add_argument("--job", help="a batch job file (YAML, as `genmedeval batch`): runs it instead, resumably; "
+                        "the scene bundle is saved by this Slicer")
+    parser.add_argument("--restart", action="store_true", help="with --job: forget its journal and start again")
+    parser.add_argument("--volume", help="input volume (NIfTI, NRRD, MHA)")
     parser.add_argument("--mask", help="tumour mask (label map) of the volume")
     parser.add_argument("--perturbation", help="a per-volume perturbation (see `genmedeval perturb --list`)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="perturbation parameter")
@@ -44,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--segment", action="store_true", help="run the segmenter and predict its Dice")
     parser.add_argument("--segmenter", help="segmenter file or MONAI bundle (default: the shipped one)")
     parser.add_argument("--quality-model", help="quality predictor weights (default: the shipped ones)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", help="output folder (with --volume)")
     parser.add_argument("--scene", help="also save the scene as this .mrb bundle")
     return parser
 
@@ -93,6 +97,19 @@ def parse_params(pairs):
     return out
 
 
+def run_job(args) -> list:
+    """``--job``: the batch job of ``genmedeval batch``, in this process (inside Slicer: its scene saves the bundle)."""
+    from GenMedEvalLib.batch import load_job, run_batch
+    from GenMedEvalLib.threads import set_default_device, set_threads
+
+    job = load_job(args.job)
+    set_default_device(job.device)
+    set_threads(job.threads)
+    done = run_batch(job, restart=args.restart)
+    print(f"{job.name}: {len(done.journal.this_run)} units ({done.seconds} s)")
+    return [done.folder]
+
+
 def run(args) -> list:
     """Do what the arguments ask; return the paths written. Inputs are read before any scene is built."""
     from pathlib import Path
@@ -102,6 +119,12 @@ def run(args) -> list:
     from GenMedEvalLib.io import read_mask, read_volume, write_volume
     from GenMedEvalLib.scene_logic import SceneLogic
 
+    if args.job:
+        if args.volume:
+            raise ParameterError("give --job or --volume, not both")
+        return run_job(args)
+    if not args.volume or not args.out:
+        raise ParameterError("give --volume and --out (or --job JOB.yaml)")
     if bool(args.reference) != bool(args.evaluated):
         raise ParameterError("give both --reference and --evaluated")
     params = parse_params(args.param)

@@ -37,3 +37,13 @@ def at_least(low: int):
         return value
     parse.__name__ = f"whole number >= {low}"
     return parse
+
+
+def write_template(path, text: str, *, overwrite: bool, option: str, what: str) -> int:
+    """Write a starting file (a default config, an example job) unless it would replace one silently; print where."""
+    from ..io import write_text
+    from ..outputs import check_output_file
+
+    check_output_file(path, overwrite=overwrite, option=option)
+    print(f"{what} -> {write_text(path, text)}")
+    return 0

@@ -17,6 +17,7 @@ ORDER = 40
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the downstream commands."""
     from ..cases import add_case_arguments
+    from ..cluster import add_cluster_arguments
 
     p = sub.add_parser("segment", help="segment every volume of a folder (tumour masks, same geometry)",
                        description="Run a segmenter on each case in IN_DIR (a volume file, or a case folder X/ of "
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--model", type=Path, default=None, help="segmenter (default: the shipped U-Net)")
     add_execution_options(p, trust=True, overwrite="replace an output folder GenMedEval wrote before")
+    add_cluster_arguments(p)
     p.set_defaults(func=run_segment)
 
     p = sub.add_parser("train-segmenter", help="train the built-in slice-wise U-Net on generated cohort cases")
@@ -65,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slices", action="store_true", help="also write the per-slice breakdown as JSON beside the CSV")
     add_execution_options(p, trust=True, overwrite="replace an existing table (never an input)")
     add_case_arguments(p)
+    add_cluster_arguments(p)
     p.set_defaults(func=run_quality)
 
     p = sub.add_parser("train-quality", help="train the quality predictor on generated cases and measure it")
@@ -127,24 +130,54 @@ def run_segment(args: argparse.Namespace) -> int:
     """Masks for a folder of volumes or case folders, written atomically beside nothing else.
 
     A case is segmented from all its contrasts (``Segmenter.segment_contrasts``), normalised once
-    as in the sweep; a mask for case folder ``X/`` is ``X.nii.gz`` on the case's grid.
+    as in the sweep; a mask for case folder ``X/`` is ``X.nii.gz`` on the case's grid. With
+    ``--scheduler``/``--workers`` the cases are segmented (and written) by Dask workers.
     """
-    from ..cases import list_cases, read_case
-    from ..io import write_volume
+    from ..cases import list_cases
+    from ..cluster import absolute, cluster_options, image_limit_mb, map_chunks, open_client
     from ..outputs import atomic_folder, check_output_folder
     from ..progress import progress
     from ..segment import load_segmenter
 
     check_output_folder(args.out_dir, inputs=[args.in_dir, args.model], overwrite=args.overwrite)
+    cluster = cluster_options(args)
     model = load_segmenter(args.model, device=args.device)  # a bad model fails before any output exists
     items = list_cases(args.in_dir)
-    with atomic_folder(args.out_dir, "segment") as work:  # a failure leaves no half-filled mask folder
-        for item in progress(items, desc="segmenting"):
-            case = read_case(item.image).normalized()  # the same input as the sweep's
-            mask = model.segment_contrasts(case.arrays(), case.spacing_zyx)
-            write_volume(case.grid, work / case.mask_name, mask)
+    with atomic_folder(args.out_dir, "segment") as work, open_client(cluster) as client:  # no half-filled folder
+        if client is None:
+            for item in progress(items, desc="segmenting"):
+                segment_case(item, model, work)
+        else:
+            model_path = None if args.model is None else str(Path(args.model).absolute())
+            map_chunks(client, segment_chunk, absolute(items), model_path, args.device,
+                       getattr(args, "trust_bundle", False), str(Path(work).absolute()), image_limit_mb(),
+                       desc="segmenting")
     print(f"{len(items)} masks -> {args.out_dir}")
     return 0
+
+
+def segment_case(item, model, folder: Path) -> None:
+    """Segment one listed case (every contrast, normalised as in the sweep) and write its mask into ``folder``."""
+    from ..cases import read_case
+    from ..io import write_volume
+
+    case = read_case(item.image).normalized()  # the same input as the sweep's
+    mask = model.segment_contrasts(case.arrays(), case.spacing_zyx)
+    write_volume(case.grid, Path(folder) / case.mask_name, mask)
+
+
+def segment_chunk(items: list, model_path: str | None, device: str | None, trust: bool, folder: str,
+                  max_image_mb: float | None) -> int:
+    """In a Dask worker: segment and write a chunk of cases, the segmenter loaded once per worker process."""
+    from ..cluster import prepare_worker, worker_cached
+    from ..segment import load_segmenter
+
+    prepare_worker(max_image_mb)
+    model = worker_cached("segmenter", (model_path, device, trust),
+                          lambda: load_segmenter(model_path, device=device, trust_bundle=trust))
+    for item in items:
+        segment_case(item, model, Path(folder))
+    return len(items)
 
 
 def run_train_segmenter(args: argparse.Namespace) -> int:
@@ -207,42 +240,83 @@ def _judged_mask(case, predictions: Path | None, segmenter):
 
 
 def quality_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
-    """One row per volume: predicted Dice, its spread, true Dice when ground truth is given."""
-    from ..cases import list_cases, options_from_args, read_case, resolve_contrast, target_mask
-    from ..io import read_mask
+    """One row per volume: predicted Dice, its spread, true Dice when ground truth is given.
+
+    With ``--scheduler``/``--workers`` the rows are computed by Dask workers (in the same order).
+    """
+    from ..cases import list_cases, options_from_args, resolve_contrast
+    from ..cluster import absolute, cluster_options, image_limit_mb, map_chunks, open_client
     from ..progress import progress
-    from ..quality import dice_score, load_predictor
+    from ..quality import load_predictor
     from ..segment import load_segmenter
 
     options = options_from_args(args)
+    cluster = cluster_options(args)
     predictor = load_predictor(args.model, device=args.device)
     segmenter = load_segmenter(args.segmenter, device=args.device) if args.predictions is None else None
     items = list_cases(args.images, mask_dir=args.masks) if args.masks else list_cases(args.images)
     contrast = resolve_contrast(items, options.contrast)
-    rows, per_slice = [], {}
-    for item in progress(items, desc="quality"):
-        case = read_case(item.image).normalized()  # once, as the sweep and the Slicer module do
-        volume = case.primary(contrast)
-        mask = _judged_mask(case, args.predictions, segmenter)
-        row = {"volume": item.name, "predicted_dice": None, "spread": None, "mask_voxels": int(mask.astype(bool).sum()),
-               "slices": 0, "true_dice": None}
-        if mask.any():
-            scores = predictor.predict_slices(volume.array, mask, volume.spacing_zyx)
-            row.update(predicted_dice=round(scores.volume_score(), 4), spread=round(scores.volume_spread(), 4),
-                       slices=len(scores.index))
-            per_slice[item.name] = {"axis": scores.axis, "slice": scores.index.tolist(),
-                                    "predicted": np.round(scores.predicted, 4).tolist(), "area": scores.areas.tolist(),
-                                    "weight": np.round(scores.weights, 1).tolist()}
-        if args.masks or (case.folder and item.mask is not None):
-            if item.mask is None:
-                from ..errors import InputError
-
-                raise InputError(f"no ground-truth mask for {item.name} in {args.masks}", item.image)
-            label = read_mask(item.mask, like=volume)
-            truth = target_mask(label.array, options.target, options.convention, source=item.mask)
-            row["true_dice"] = round(dice_score(mask, truth), 4)
-        rows.append(row)
+    with open_client(cluster) as client:
+        if client is None:
+            results = [quality_row(item, args, contrast, predictor, segmenter)
+                       for item in progress(items, desc="quality")]
+        else:
+            shared = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+            results = [r for part in map_chunks(client, quality_chunk, absolute(items), shared, contrast,
+                                                image_limit_mb(), desc="quality") for r in part]
+    rows = [row for row, _ in results]
+    per_slice = {row["volume"]: slices for row, slices in results if slices is not None}
     return rows, per_slice
+
+
+def quality_row(item, args: argparse.Namespace, contrast: str | None, predictor, segmenter) -> tuple[dict, dict | None]:
+    """One case's row (predicted Dice, spread, true Dice with ground truth) and its per-slice breakdown (None
+    without a tumour)."""
+    from ..cases import options_from_args, read_case, target_mask
+    from ..io import read_mask
+    from ..quality import dice_score
+
+    options = options_from_args(args)
+    case = read_case(item.image).normalized()  # once, as the sweep and the Slicer module do
+    volume = case.primary(contrast)
+    mask = _judged_mask(case, args.predictions, segmenter)
+    row = {"volume": item.name, "predicted_dice": None, "spread": None, "mask_voxels": int(mask.astype(bool).sum()),
+           "slices": 0, "true_dice": None}
+    slices = None
+    if mask.any():
+        scores = predictor.predict_slices(volume.array, mask, volume.spacing_zyx)
+        row.update(predicted_dice=round(scores.volume_score(), 4), spread=round(scores.volume_spread(), 4),
+                   slices=len(scores.index))
+        slices = {"axis": scores.axis, "slice": scores.index.tolist(),
+                  "predicted": np.round(scores.predicted, 4).tolist(), "area": scores.areas.tolist(),
+                  "weight": np.round(scores.weights, 1).tolist()}
+    if args.masks or (case.folder and item.mask is not None):
+        if item.mask is None:
+            from ..errors import InputError
+
+            raise InputError(f"no ground-truth mask for {item.name} in {args.masks}", item.image)
+        label = read_mask(item.mask, like=volume)
+        truth = target_mask(label.array, options.target, options.convention, source=item.mask)
+        row["true_dice"] = round(dice_score(mask, truth), 4)
+    return row, slices
+
+
+def quality_chunk(items: list, args: argparse.Namespace, contrast: str | None,
+                  max_image_mb: float | None) -> list[tuple[dict, dict | None]]:
+    """In a Dask worker: the quality rows of a chunk of cases, the models loaded once per worker process."""
+    from ..cluster import prepare_worker, worker_cached
+    from ..quality import load_predictor
+    from ..segment import load_segmenter
+
+    prepare_worker(max_image_mb)
+    predictor = worker_cached("predictor", (str(args.model), args.device),
+                              lambda: load_predictor(args.model, device=args.device))
+    segmenter = None
+    if args.predictions is None:
+        trust = bool(getattr(args, "trust_bundle", False))
+        segmenter = worker_cached("segmenter", (str(args.segmenter), args.device, trust),
+                                  lambda: load_segmenter(args.segmenter, device=args.device, trust_bundle=trust))
+    return [quality_row(item, args, contrast, predictor, segmenter) for item in items]
 
 
 def run_quality(args: argparse.Namespace) -> int:

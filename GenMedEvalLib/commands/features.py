@@ -39,6 +39,9 @@ def _add_slice_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="compute every feature, store nothing")
     add_compute_options(parser)
     parser.add_argument("--batch-size", type=at_least(1), default=None, help="encoder batch size")
+    from ..cluster import add_cluster_arguments
+
+    add_cluster_arguments(parser)
     parser.epilog = "encoders: " + "; ".join(f"{name}: {entry.description}" for name, entry in ENCODERS.items())
 
 
@@ -53,6 +56,24 @@ def _cache(args: argparse.Namespace):
     from ..features.cache import FeatureCache
 
     return FeatureCache(args.cache, enabled=not args.no_cache)
+
+
+def _prefetch(args: argparse.Namespace, folders: dict[str, Path], metrics=(), outputs=None) -> None:
+    """With ``--scheduler``/``--workers``: the folders' features computed on the Dask cluster into the cache first."""
+    from ..cases import options_from_args
+    from ..cluster import cluster_options, open_client, prefetch_folders
+    from ..errors import ParameterError
+
+    options = cluster_options(args)
+    if not options.enabled:
+        return
+    if args.no_cache:
+        raise ParameterError("--scheduler/--workers fill the shared feature cache: drop --no-cache")
+    with open_client(options) as client:
+        stats = prefetch_folders(client, folders, args.encoder, slices=_settings(args), cases=options_from_args(args),
+                                 cache_root=_cache(args).root, metrics=metrics, outputs=outputs, device=args.device,
+                                 batch_size=args.batch_size)
+    print(stats.summary())
 
 
 def _check_encoder_name(name: str) -> None:
@@ -75,6 +96,7 @@ def run_features(args: argparse.Namespace) -> int:
     settings, cache = _settings(args), _cache(args)
     options_from_args(args)  # an unknown target or a core target without a convention fails first
     read_folder_check(args.folder)  # a missing or empty folder fails before the encoder loads its weights
+    _prefetch(args, {"folder": args.folder}, outputs=tuple(args.outputs.split(",")) if args.outputs else None)
     encoder = get_encoder(args.encoder, args.device, args.batch_size)
     outputs = tuple(args.outputs.split(",")) if args.outputs else encoder.outputs
     fs = extract_folder(args.folder, encoder, slices=settings, cache=cache, outputs=outputs,
@@ -93,6 +115,9 @@ def run_metrics(args: argparse.Namespace) -> int:
     _check_encoder_name(args.encoder)
     folders = {name: getattr(args, name) for name in SET_OPTIONS if getattr(args, name) is not None}
     _check_metrics_outputs(args, folders)
+    from ..metrics.suite import resolve_metrics
+
+    _prefetch(args, folders, metrics=resolve_metrics(args.metrics))
     result = evaluate_folders(folders, args.encoder, metrics=args.metrics, bootstrap=args.bootstrap,
                                          seed=args.seed, slices=_settings(args), cache=_cache(args),
                                          device=args.device, batch_size=args.batch_size,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_execution_options, at_least
+from . import add_execution_options, at_least, write_template
 
 ORDER = 50
 
@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the default config (the paper's conditions) to PATH and stop")
     p.add_argument("--no-report", action="store_true", help="tables only")
     add_execution_options(p, overwrite="replace an existing --write-default file")
+    from ..cluster import add_cluster_arguments
+
+    add_cluster_arguments(p)  # the unperturbed sets' features and Dice on Dask; perturbed conditions in-process
     p.set_defaults(func=run_sweep_command)
 
     p = sub.add_parser("compare", help="Phase 2: models against a reference set, upstream, downstream, rank agreement",
@@ -73,29 +76,42 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from ..errors import ParameterError
     from ..experiments.config import default_config_text, load_config
     from ..experiments.sweep import run_sweep
-    from ..io import write_text
 
     if args.write_default is not None:
-        from ..outputs import check_output_file
-
-        check_output_file(args.write_default, overwrite=args.overwrite, option="--write-default")
-        print(f"default config -> {write_text(args.write_default, default_config_text())}")
-        return 0
+        return write_template(args.write_default, default_config_text(), overwrite=args.overwrite,
+                              option="--write-default", what="default config")
     if args.config is None:
         raise ParameterError("give a CONFIG file (or --write-default PATH)")
     config = load_config(args.config)
-    for name, data in config.data.items():  # fail before any work on a missing folder
-        if not data.folder.is_dir():
+    from ..experiments.sweep import list_set
+
+    for name, data in config.data.items():  # fail before any work on a missing folder or file
+        if data.folder is not None and not data.folder.is_dir():
             from ..errors import InputError
 
             raise InputError(f"data.{name}: folder not found", data.folder)
+        list_set(data, name)
     out = args.out or args.config.parent / f"{args.config.stem}_run"
-    _claim_run_folder(out, [args.config, *(d.folder for d in config.data.values()), config.segmenter], "sweep")
+    _claim_run_folder(out, [args.config, *(p for d in config.data.values() for p in d.paths()), config.segmenter],
+                      "sweep")
+    _prefetch_sweep(args, config)
     run_sweep(config, out, report=not args.no_report)
     print(f"{len(config.conditions)} conditions -> {out}")
     if not args.no_report:
         print(f"report: {(out / 'report.html').resolve()}")
     return 0
+
+
+def _prefetch_sweep(args: argparse.Namespace, config) -> None:
+    """With ``--scheduler``/``--workers``: the unperturbed sets' features and predicted Dice computed on Dask first."""
+    from ..cluster import cluster_options, open_client, prefetch_sweep
+
+    with open_client(cluster_options(args)) as client:
+        if client is not None:
+            stats = prefetch_sweep(client, config)
+            print(f"cluster: {stats['features']['forward_passes']} forward passes, "
+                  f"{stats.get('downstream', {}).get('segmented', 0)} volumes segmented on "
+                  f"{stats['features']['workers']} workers (perturbed conditions run in this process)")
 
 
 def _models(pairs: list[str]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .sweep import (
     Downstream,
     LocalFeatures,
     SliceFeatures,
+    WorkCounter,
     list_set,
     load_set,
     metric_names,
@@ -100,7 +102,8 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
                 train: DataSet | None = None, downstream: bool = True, segmenter: str | None = None,
                 bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, note: str = "", report: bool = True,
                 downstream_max_volumes: int | None = None, slices=None, cases=None,
-                baseline: str | None = None, test: DataSet | None = None) -> Path:
+                baseline: str | None = None, test: DataSet | None = None,
+                on_unit: Callable[[str, dict[str, int]], None] | None = None) -> Path:
     """Compare ``models`` against ``reference``; write the tables, heat map, pictures and (optionally) the report.
 
     Slice rules: ``slices`` (default ``features.slicing.DEFAULT_SLICES``, the sweep's and
@@ -109,6 +112,7 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     ``baseline``: the model the z-scores are measured from (default the first; put real held-out data first).
     ``train`` (AuthPct, FLS, nearest training images) and ``test`` (with ``train``: CT, FLS) are encoded
     whole, every slice with brain: a model that memorises may return any training slice.
+    ``on_unit(name, work)``: called when each model is done, with the work it took (the batch journal).
     """
     from ..cases import DEFAULT_CASE_OPTIONS, resolve_contrast
     from ..metrics import METRICS
@@ -144,6 +148,7 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
     results = ResultCache()
     dn = Downstream.load(segmenter, results) if downstream else None
     region_source: dict[str, str] = {}
+    counter = WorkCounter(feats.cache, local.cache, results)
     upstream_rows, dice_rows, upstream, predicted, agreed, better = [], [], {}, {}, {}, {}
     pictures, neighbours, yardsticks, loaded = {"real reference": _previews(ref_cases)}, {}, {}, {}
     for model in models:
@@ -173,6 +178,8 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
             yardsticks[model] = median_nearest(generated, fixed["train"])
             best = neighbours[model][0].sample
             loaded[model] = next(m for m in members if m.item.name == best)  # kept for its picture
+        if on_unit is not None:
+            on_unit(f"compare/{model}", counter.step())  # the first model's unit carries the fixed sets' work
     upstream_rows += _downstream_rows(dice_rows)
     real_yardstick = median_nearest(fixed["reference"], fixed["train"]) if "train" in fixed else None
     better["predicted Dice"] = "higher"
@@ -212,18 +219,23 @@ def run_compare(reference: DataSet, models: dict[str, DataSet], out: str | Path,
 def region_masks(members, dn: Downstream | None, model: str) -> tuple[list, str]:
     """A model's cases with the masks the local metrics look at, and where they come from.
 
-    Its own (generated) masks when every case has one; else the segmenter's output where the
-    downstream step ran (``SEGMENTED``); else none (the local metrics then say they need masks).
+    Each case keeps its own (generated) mask when it has one; a case without one gets the
+    segmenter's output where the downstream step ran, else none (the local metrics then say they
+    need masks).
     """
     from .sweep import SetCase
 
-    if all(m.mask.any() for m in members):
+    own = [bool(m.mask.any()) for m in members]
+    if all(own):
         return members, "generated masks"
     if dn is None:
-        return members, "none (no masks, downstream off)"
-    segmented = [SetCase(m.item, m.case, m.contrast, np.asarray(dn.segmented.get(f"{model}/{m.item.name}", m.mask),
-                                                                np.uint8)) for m in members]
-    return segmented, "the segmenter's output"
+        return members, "generated masks where a case has one; none elsewhere (downstream off)" if any(own) \
+            else "none (no masks, downstream off)"
+    segmented = [m if has else SetCase(m.item, m.case, m.contrast,
+                                       np.asarray(dn.segmented.get(f"{model}/{m.item.name}", m.mask), np.uint8))
+                 for m, has in zip(members, own, strict=True)]
+    return segmented, ("generated masks; the segmenter's output for the cases without one" if any(own)
+                       else "the segmenter's output")
 
 
 def _model_downstream(dn: Downstream, model: str, members, *, bootstrap: int, seed: int) -> dict[str, Any]:

@@ -36,13 +36,21 @@ SET_NAMES = ("base", "reference", "train", "test")
 
 @dataclass(frozen=True)
 class DataSet:
-    """A folder of volumes, optionally restricted to one split of its cohort.csv."""
+    """A folder of volumes (or an explicit list of volume files and case folders), optionally restricted to
+    one split of its cohort.csv, with an optional folder of masks."""
 
-    folder: Path
+    folder: Path | None
     split: str | None = None
+    files: tuple[Path, ...] | None = None
+    masks: Path | None = None
 
     def describe(self) -> str:
-        return f"{self.folder}" + (f" (split {self.split})" if self.split else "")
+        where = f"{len(self.files)} listed files" if self.files is not None else f"{self.folder}"
+        return where + (f" (split {self.split})" if self.split else "") + (f", masks {self.masks}" if self.masks else "")
+
+    def paths(self) -> list[Path]:
+        """Every input path of the set (to keep outputs out of them)."""
+        return [p for p in (self.folder, self.masks, *(self.files or ())) if p is not None]
 
 
 @dataclass(frozen=True)
@@ -164,36 +172,51 @@ def _downstream_values(downstream: Mapping, path: Path | None) -> tuple[bool, st
     return enabled, segmenter
 
 
+def _resolve(value: Any, key: str, base_dir: Path, path: Path | None) -> Path:
+    """A path from the file, relative to its folder."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, key, f"expected a path, got {short(value)}")
+    return Path(value) if Path(value).is_absolute() else base_dir / value
+
+
 def _dataset(value: Any, key: str, base_dir: Path, path: Path | None) -> DataSet:
+    """``FOLDER``, ``{folder, split, masks}`` or ``{files: [PATH, ...], split, masks}``."""
     if isinstance(value, str):
-        folder, split = value, None
-    elif isinstance(value, Mapping) and "folder" in value:
-        unknown = set(value) - {"folder", "split"}
-        if unknown:
-            raise _fail(path, key, f"unknown key(s) {', '.join(sorted(unknown))} (use folder, split)")
-        folder, split = value["folder"], value.get("split")
-    else:
-        raise _fail(path, key, "expected a folder path or {folder: PATH, split: NAME}")
-    resolved = Path(folder) if Path(folder).is_absolute() else base_dir / folder
-    return DataSet(resolved, None if split is None else str(split))
+        return DataSet(_resolve(value, key, base_dir, path))
+    if not isinstance(value, Mapping) or ("folder" in value) == ("files" in value):
+        raise _fail(path, key, "expected a folder path, {folder: PATH, split: NAME, masks: FOLDER} "
+                    "or {files: [PATH, ...], masks: FOLDER}")
+    unknown = set(value) - {"folder", "files", "split", "masks"}
+    if unknown:
+        raise _fail(path, key, f"unknown key(s) {', '.join(sorted(unknown))} (use folder or files, split, masks)")
+    split = value.get("split")
+    masks = _resolve(value["masks"], f"{key}.masks", base_dir, path) if value.get("masks") is not None else None
+    if "folder" in value:
+        return DataSet(_resolve(value["folder"], f"{key}.folder", base_dir, path),
+                       None if split is None else str(split), masks=masks)
+    files = value["files"]
+    if not isinstance(files, list) or not files:
+        raise _fail(path, f"{key}.files", "expected a non-empty list of volume files or case folders")
+    listed = tuple(_resolve(f, f"{key}.files[{i}]", base_dir, path) for i, f in enumerate(files))
+    return DataSet(None, None if split is None else str(split), files=listed, masks=masks)
 
 
-def _conditions(value: Any, seed: int, path: Path | None) -> list[Condition]:
+def _conditions(value: Any, seed: int, path: Path | None, key: str = "perturbations") -> list[Condition]:
     from ..perturb import PERTURBATIONS
 
     if value is None:
         return paper_conditions(seed)
     if not isinstance(value, Mapping) or not value:
-        raise _fail(path, "perturbations", "expected a mapping of perturbation name -> list of levels")
+        raise _fail(path, key, "expected a mapping of perturbation name -> list of levels")
     out = []
     for name, levels in value.items():
         if name not in PERTURBATIONS:
-            raise _fail(path, f"perturbations.{name}", f"unknown perturbation (choose from {', '.join(PERTURBATIONS)})")
+            raise _fail(path, f"{key}.{name}", f"unknown perturbation (choose from {', '.join(PERTURBATIONS)})")
         spec = PERTURBATIONS[name]
         if not isinstance(levels, list) or not levels:
-            raise _fail(path, f"perturbations.{name}", "expected a non-empty list of levels")
+            raise _fail(path, f"{key}.{name}", "expected a non-empty list of levels")
         for i, level in enumerate(levels):
-            key = f"perturbations.{name}[{i}]"
+            item = f"{key}.{name}[{i}]"
             try:
                 if isinstance(level, Mapping):
                     params = spec.validate(dict(level))
@@ -204,12 +227,12 @@ def _conditions(value: Any, seed: int, path: Path | None) -> list[Condition]:
                         raise ParameterError(f"unknown level '{label}' (levels: {', '.join(spec.presets)})")
                     params = spec.validate(spec.presets[label])
             except ParameterError as exc:
-                raise _fail(path, key, str(exc)) from None
+                raise _fail(path, item, str(exc)) from None
             out.append(Condition(name, label, params, seed))
     names = [c.name for c in out]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise _fail(path, "perturbations", f"duplicate condition(s) {', '.join(duplicates)}")
+        raise _fail(path, key, f"duplicate condition(s) {', '.join(duplicates)}")
     return out
 
 
@@ -298,17 +321,17 @@ def parse_config(raw: Any, *, path: Path | None = None, base_dir: Path | None = 
         source=path, raw=dict(raw))
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read and validate a YAML sweep config."""
+def read_yaml_file(path: str | Path, what: str = "sweep config") -> Any:
+    """The parsed YAML document of ``path``; one line naming the file for a missing, huge or invalid one."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise InputError("config file not found", path)
+        raise InputError(f"{what} file not found", path)
     if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise InputError(f"is larger than {MAX_CONFIG_BYTES >> 10} KiB: not a sweep config", path)
+        raise InputError(f"is larger than {MAX_CONFIG_BYTES >> 10} KiB: not a {what}", path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise InputError("is not UTF-8 text", path) from None
     except yaml.YAMLError as exc:
@@ -317,4 +340,9 @@ def load_config(path: str | Path) -> SweepConfig:
         raise InputError(one_line(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", 200), path) from None
     except RecursionError:
         raise InputError("is nested too deeply", path) from None
-    return parse_config(raw, path=path)
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a YAML sweep config."""
+    path = Path(path)
+    return parse_config(read_yaml_file(path, "config"), path=path)

@@ -112,7 +112,8 @@ def _case_rows(run_dir: Path, info: dict[str, Any], dice: dict) -> list[Path]:
     for case in info.get("cases", []):
         image = read_volume(case["image"])
         image = image.with_array(normalize_intensity(image.array))
-        overlays = [read_mask(case["truth"], like=image).array, read_mask(case["segmentation"], like=image).array]
+        overlays = [read_mask(run_dir / case["truth"], like=image).array,  # relative: inside the run folder
+                    read_mask(run_dir / case["segmentation"], like=image).array]
         note = _dice_note(dice.get(("baseline", case["case"])))
         title = f"{case['case']}: unperturbed, {note}; {_overlay_note(overlays[1:])}"
         paths.append(_view_row(image, overlays, title, run_dir / "views" / f"case_{case['case']}.png"))
@@ -131,7 +132,7 @@ def render_views(run_dir: Path) -> tuple[list[Path], str]:
         original = read_volume(info["image"])
         original = original.with_array(normalize_intensity(original.array))
         truth = next((c["truth"] for c in info.get("cases", []) if c["case"] == info["case"]), info["mask"])
-        mask = read_mask(truth, like=original).array  # the tumour target the sweep scored against
+        mask = read_mask(run_dir / truth, like=original).array  # the tumour target the sweep scored against
         segs = info.get("segmentations", {})
         dice = _volume_dice(run_dir)
 
@@ -141,7 +142,7 @@ def render_views(run_dir: Path) -> tuple[list[Path], str]:
                    f"{_overlay_note(seg(condition))}"
 
         def seg(condition: str) -> list[np.ndarray]:
-            return [read_mask(segs[condition], like=original).array] if condition in segs else []
+            return [read_mask(run_dir / segs[condition], like=original).array] if condition in segs else []
 
         out_dir = run_dir / "views"
         paths = [*_case_rows(run_dir, info, dice),

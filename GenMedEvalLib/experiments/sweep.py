@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ..cases import (
     Case,
     CaseOptions,
     list_cases,
+    list_files,
     perturb_case,
     read_item,
     resolve_contrast,
@@ -87,11 +89,15 @@ class SetCase:
 
 def list_set(data: DataSet, name: str) -> list[CohortItem]:
     """The cases (volume files or case folders) of one data set, restricted to its split."""
-    items = list_cases(data.folder)
+    if data.files is not None:
+        items = list_files(data.files, mask_dir=data.masks)
+    else:
+        items = list_cases(data.folder, mask_dir=data.masks)
     if data.split is not None:
         items = [i for i in items if i.split == data.split]
         if not items:
-            raise InputError(f"no volumes of split '{data.split}' (data.{name}); check cohort.csv", data.folder)
+            raise InputError(f"no volumes of split '{data.split}' (data.{name}); check cohort.csv",
+                             data.folder or data.files[0])
     return items
 
 
@@ -327,8 +333,14 @@ def _write_changed(folder: Path, members: list[SetCase]) -> None:
         write_text(record, json.dumps(digests, indent=1))
 
 
-def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: bool = True) -> Path:
-    """Run every condition of ``config``; write tables (and the report); return the output folder."""
+def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: bool = True,
+              on_unit: Callable[[str, dict[str, int]], None] | None = None) -> Path:
+    """Run every condition of ``config``; write tables (and the report); return the output folder.
+
+    ``on_unit(name, work)`` is called when the baseline and each condition are done, with the work
+    they took (network passes, metric tables and segmentations computed, not served by a cache):
+    the batch job's journal.
+    """
     from ..perturb import PERTURBATIONS, apply_set_perturbation
     from .demo import choose_encoder
     from .tables import write_sweep_tables
@@ -373,6 +385,9 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
     dice_rows = [{"condition": "baseline", "perturbation": "none", "family": "baseline", "level": "",
                   **summarise(records["baseline"], bootstrap=dn_bootstrap, seed=config.seed)}] if downstream else []
     region_rows = region_score_rows("baseline", [c.item.name for c in base], local_volumes.get("base", {}))
+    counter = WorkCounter(feats.cache, local.cache, results)
+    if on_unit is not None:
+        on_unit("sweep/baseline", counter.step())
     for cond in progress(config.conditions, desc="conditions"):
         spec = PERTURBATIONS[cond.perturbation]
         if spec.kind == "volume":
@@ -411,6 +426,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
             dice_rows.append({"condition": cond.name, "perturbation": cond.perturbation, "family": spec.family,
                               "level": cond.level, **summarise(records[cond.name], bootstrap=dn_bootstrap,
                                                                seed=config.seed)})
+        if on_unit is not None:
+            on_unit(f"sweep/{cond.name}", counter.step())
     reuse = reuse_summary(feats, base_slices, len(config.conditions), {k: len(v) for k, v in sets.items()},
                           sum(len(f) for k, v in per_volume.items() if k != "base" for f in v))
     reuse["region_forward_passes"] = int(local.cache.stats.forward_passes)  # the local metrics' crops
@@ -434,6 +451,22 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
 
         write_report(out)
     return out
+
+
+class WorkCounter:
+    """Work done since the last step: network passes (slices, crops) and cache misses (metric tables, segmentations)."""
+
+    def __init__(self, slice_cache, crop_cache, results: ResultCache):
+        self.sources = {"forward_passes": lambda: slice_cache.stats.forward_passes,
+                        "region_forward_passes": lambda: crop_cache.stats.forward_passes,
+                        "computed_results": lambda: results.misses}
+        self.last = {k: 0 for k in self.sources}  # the first step counts what came before it too
+
+    def step(self) -> dict[str, int]:
+        now = {k: int(read()) for k, read in self.sources.items()}
+        delta = {k: now[k] - self.last[k] for k in now}
+        self.last = now
+        return delta
 
 
 def region_score_rows(condition: str, names: list[str], per_volume: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
@@ -506,6 +539,7 @@ def _save_view_inputs(out: Path, base: list[SetCase], downstream: Downstream | N
     With downstream on, ``base`` is the volumes that were segmented, so the views can show the
     segmenter's output beside the tumour mask. ``image`` is the primary contrast's file;
     ``perturbed_name`` its path under ``perturbed/KIND/LEVEL/`` (``X/FILE`` for a case folder ``X/``).
+    Files the run writes are named relative to ``out``, so a run folder can be moved (or compared byte for byte).
     """
     with_tumour = [c for c in base if c.mask.any()]
     if not with_tumour:
@@ -522,7 +556,7 @@ def _save_view_inputs(out: Path, base: list[SetCase], downstream: Downstream | N
             if name == case.item.name:
                 path = out / "segmentations" / condition.replace("@", "_") / case.case.mask_name
                 write_volume(case.volume, path, mask)
-                info.setdefault("segmentations", {})[condition] = str(path)
+                info.setdefault("segmentations", {})[condition] = str(path.relative_to(out))
         info["cases"] = _case_views(out, base, downstream)
     write_text(out / "views.json", json.dumps(info, indent=1))
 
@@ -541,6 +575,6 @@ def _case_views(out: Path, members: list[SetCase], downstream: Downstream) -> li
         segmentation = out / "segmentations" / "baseline" / member.case.mask_name
         write_volume(member.volume, truth, member.mask)
         write_volume(member.volume, segmentation, mask)
-        cases.append({"case": member.item.name, "image": str(image), "truth": str(truth), "has_truth": has_truth(member),
-                      "segmentation": str(segmentation)})
+        cases.append({"case": member.item.name, "image": str(image), "truth": str(truth.relative_to(out)),
+                      "has_truth": has_truth(member), "segmentation": str(segmentation.relative_to(out))})
     return cases

@@ -95,7 +95,7 @@ class DomainEncoder(Encoder):
     input_size = INPUT_SIZE
     outputs = ("pool", "logits")
 
-    def __init__(self, device: str | None = None, batch_size: int = 128, *, weights_path: str | Path | None = None):
+    def __init__(self, device: str | None = None, batch_size: int = 32, *, weights_path: str | Path | None = None):
         super().__init__(device, batch_size)
         self._path = Path(weights_path) if weights_path is not None else shipped_weights_path()
         self._sha = sha256_file(self._path)
