@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.genmedeval-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench clean docker-proof
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q Testing
+	# the Docker image, built from the Dockerfile as it is and run on a real engine (skips where none can start)
+	bash Testing/docker/prove.sh
+
+docker-proof:
+	bash Testing/docker/prove.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -314,10 +314,12 @@ def list_cases(folder: str | Path, csv_path: str | Path | None = None,
     return _items(sorted(files + dirs, key=lambda p: strip_volume_suffix(p.name)), mask_folder, table)
 
 
-def list_files(paths: Sequence[str | Path], mask_dir: str | Path | None = None) -> list[CohortItem]:
+def list_files(paths: Sequence[str | Path], mask_dir: str | Path | None = None,
+               csv_path: str | Path | None = None) -> list[CohortItem]:
     """The cases of an explicit list of volume files and case folders, in the order given (a job's file list).
 
-    Masks are found as ``list_cases`` finds them; ``cohort.csv`` beside the first file gives splits.
+    Masks are found as ``list_cases`` finds them; ``csv_path`` (default: a ``cohort.csv`` beside the
+    first file or in its parent) gives classes, groups and splits by name.
     """
     resolved = [Path(p) for p in paths]
     for path in resolved:
@@ -332,8 +334,9 @@ def list_files(paths: Sequence[str | Path], mask_dir: str | Path | None = None) 
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise InputError(f"two entries share the case name {twice[0]}", resolved[names.index(twice[0])])
-    csv_path = next((c for p in resolved[:1] for c in (p.parent / "cohort.csv", p.parent.parent / "cohort.csv")
-                     if c.exists()), None)
+    if csv_path is None:
+        csv_path = next((c for p in resolved[:1] for c in (p.parent / "cohort.csv", p.parent.parent / "cohort.csv")
+                         if c.exists()), None)
     table = read_cohort_csv(csv_path) if csv_path is not None else {}
     return _items(resolved, Path(mask_dir) if mask_dir else None, table)
 

@@ -244,6 +244,17 @@ def test_file_list_sets_with_masks(cohort, tmp_path):
     items = list_set(job.sets["evaluated"], "evaluated")
     assert [i.name for i in items] == ["case_006", "case_002"]
     assert [i.mask.name for i in items] == ["case_006.nii.gz", "case_002.nii.gz"]
+    assert [i.label for i in items] == ["left", "right"]  # the cohort.csv beside the files
+    table = tmp_path / "labels.csv"
+    table.write_text("name,label,group,split\ncase_006,none,B,eval\ncase_002,left,A,eval\n")
+    relabelled = parse_job(__import__("yaml").safe_load(text.replace("masks: ", f"labels: {table}, masks: ")),
+                           base_dir=cohort)
+    items = list_set(relabelled.sets["evaluated"], "evaluated")
+    assert [(i.label, i.group) for i in items] == [("none", "B"), ("left", "A")]
+    missing = parse_job(__import__("yaml").safe_load(text.replace("masks: ", f"labels: {tmp_path}/no.csv, masks: ")),
+                        base_dir=cohort)
+    with pytest.raises(InputError, match="labels file not found"):
+        list_set(missing.sets["evaluated"], "evaluated")
 
 
 def test_slicer_batch_script_runs_a_job(uninterrupted, cohort):

@@ -41,7 +41,7 @@ bootstrap: 20
 segmenter: null         # null: the shipped segmenter
 slices: {max_slices: 6, tumour_slices: 2, plane: axial}
 cases: {contrast: null, target: whole, label_convention: null}
-sets:                   # FOLDER | {folder, split, masks} | {files: [PATH, ...], masks: FOLDER}
+sets:                   # FOLDER | {folder, split, masks, labels} | {files: [PATH, ...], masks, labels}
   reference: {folder: cohort/images, split: reference}
   evaluated: {folder: cohort/images, split: eval}
   train: {folder: cohort/images, split: train}

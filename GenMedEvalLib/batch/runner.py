@@ -84,6 +84,17 @@ def check_job_inputs(job: Job) -> None:
 
     for name, data in {**job.sets, **{f"models.{k}": v for k, v in job.models.items()}}.items():
         list_set(data, f"sets.{name}")
+    if job.outputs.scene:
+        import importlib.util
+
+        from ..mrml import in_slicer_application
+
+        if not in_slicer_application() and importlib.util.find_spec("trame_slicer") is None:
+            from ..errors import InputError
+
+            raise InputError("outputs.scene: the Slicer scene bundle needs the slicer-core and trame-slicer wheels "
+                             "(pip install 'GenMedEval[slicer]', or the full Docker image); or set scene: false",
+                             job.source or job.outputs.folder)
     if job.segmenter is not None and not job.segmenter.exists():
         from ..errors import InputError
 

@@ -43,6 +43,7 @@ class DataSet:
     split: str | None = None
     files: tuple[Path, ...] | None = None
     masks: Path | None = None
+    labels: Path | None = None  # a cohort.csv (name, label, group, split) other than the one beside the volumes
 
     def describe(self) -> str:
         where = f"{len(self.files)} listed files" if self.files is not None else f"{self.folder}"
@@ -50,7 +51,7 @@ class DataSet:
 
     def paths(self) -> list[Path]:
         """Every input path of the set (to keep outputs out of them)."""
-        return [p for p in (self.folder, self.masks, *(self.files or ())) if p is not None]
+        return [p for p in (self.folder, self.masks, self.labels, *(self.files or ())) if p is not None]
 
 
 @dataclass(frozen=True)
@@ -180,25 +181,27 @@ def _resolve(value: Any, key: str, base_dir: Path, path: Path | None) -> Path:
 
 
 def _dataset(value: Any, key: str, base_dir: Path, path: Path | None) -> DataSet:
-    """``FOLDER``, ``{folder, split, masks}`` or ``{files: [PATH, ...], split, masks}``."""
+    """``FOLDER``, ``{folder, split, masks, labels}`` or ``{files: [PATH, ...], split, masks, labels}``."""
     if isinstance(value, str):
         return DataSet(_resolve(value, key, base_dir, path))
     if not isinstance(value, Mapping) or ("folder" in value) == ("files" in value):
-        raise _fail(path, key, "expected a folder path, {folder: PATH, split: NAME, masks: FOLDER} "
-                    "or {files: [PATH, ...], masks: FOLDER}")
-    unknown = set(value) - {"folder", "files", "split", "masks"}
+        raise _fail(path, key, "expected a folder path, {folder: PATH, split: NAME, masks: FOLDER, labels: CSV} "
+                    "or {files: [PATH, ...], masks: FOLDER, labels: CSV}")
+    unknown = set(value) - {"folder", "files", "split", "masks", "labels"}
     if unknown:
-        raise _fail(path, key, f"unknown key(s) {', '.join(sorted(unknown))} (use folder or files, split, masks)")
+        raise _fail(path, key, f"unknown key(s) {', '.join(sorted(unknown))} (use folder or files, split, masks, "
+                    "labels)")
     split = value.get("split")
     masks = _resolve(value["masks"], f"{key}.masks", base_dir, path) if value.get("masks") is not None else None
+    labels = _resolve(value["labels"], f"{key}.labels", base_dir, path) if value.get("labels") is not None else None
     if "folder" in value:
         return DataSet(_resolve(value["folder"], f"{key}.folder", base_dir, path),
-                       None if split is None else str(split), masks=masks)
+                       None if split is None else str(split), masks=masks, labels=labels)
     files = value["files"]
     if not isinstance(files, list) or not files:
         raise _fail(path, f"{key}.files", "expected a non-empty list of volume files or case folders")
     listed = tuple(_resolve(f, f"{key}.files[{i}]", base_dir, path) for i, f in enumerate(files))
-    return DataSet(None, None if split is None else str(split), files=listed, masks=masks)
+    return DataSet(None, None if split is None else str(split), files=listed, masks=masks, labels=labels)
 
 
 def _conditions(value: Any, seed: int, path: Path | None, key: str = "perturbations") -> list[Condition]:

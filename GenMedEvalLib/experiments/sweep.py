@@ -89,10 +89,12 @@ class SetCase:
 
 def list_set(data: DataSet, name: str) -> list[CohortItem]:
     """The cases (volume files or case folders) of one data set, restricted to its split."""
+    if data.labels is not None and not data.labels.is_file():
+        raise InputError(f"labels file not found (data.{name})", data.labels)
     if data.files is not None:
-        items = list_files(data.files, mask_dir=data.masks)
+        items = list_files(data.files, mask_dir=data.masks, csv_path=data.labels)
     else:
-        items = list_cases(data.folder, mask_dir=data.masks)
+        items = list_cases(data.folder, csv_path=data.labels, mask_dir=data.masks)
     if data.split is not None:
         items = [i for i in items if i.split == data.split]
         if not items:
