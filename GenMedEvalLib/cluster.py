@@ -120,7 +120,7 @@ def _distributed():
     try:
         import distributed
     except ImportError:
-        raise ParameterError("--scheduler/--workers need Dask: pip install 'GenMedEval[dask]' "
+        raise ParameterError("--scheduler/--workers need Dask: pip install 'GenMedEvalLib[dask]' "
                              "(dask and distributed)") from None
     return distributed
 

@@ -93,7 +93,7 @@ def check_job_inputs(job: Job) -> None:
             from ..errors import InputError
 
             raise InputError("outputs.scene: the Slicer scene bundle needs the slicer-core and trame-slicer wheels "
-                             "(pip install 'GenMedEval[slicer]', or the full Docker image); or set scene: false",
+                             "(pip install 'GenMedEvalLib[slicer]', or the full Docker image); or set scene: false",
                              job.source or job.outputs.folder)
     if job.segmenter is not None and not job.segmenter.exists():
         from ..errors import InputError
