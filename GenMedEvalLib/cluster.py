@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import GenMedEvalError, InputError, ParameterError, first_line
 
 #: seconds to wait for a scheduler to answer before giving up with one line
@@ -236,99 +234,33 @@ def _read_inputs(items: Sequence, job: FeatureJob) -> tuple[list, list]:
     return [m.volume for m in members], [m.mask for m in members]
 
 
-#: the encoder inputs a set is planned in, in the single-process run's order: slices, then tumour and band crops
-STREAMS = ("slices", "roi", "band")
+def features_task(items: Sequence, job: FeatureJob) -> dict[str, Any]:
+    """In a worker: a chunk of cases read and encoded through the shared cache by the single-process code
+    (``extract_features``, ``local_inputs``); only counters come back.
 
-
-@dataclass
-class ChunkInputs:
-    """A chunk's network inputs per stream, kept on the worker that read them, with their digests and shapes."""
-
-    arrays: dict[str, list]
-    digests: dict[str, list[str]]
-    shapes: dict[str, list[tuple]]
-    meta: dict[str, Any]
-
-
-def _streams(volumes: list, masks: list, encoder, job: FeatureJob) -> dict[str, list]:
-    """The network inputs of each stream: slices (``extract``), and the crops of the local kinds roi/band."""
-    from .features.extract import _inputs
-
-    arrays, _ = _inputs(volumes, encoder, job.slices, masks)
-    streams = {"slices": arrays}
-    regions = [k for k in ("roi", "band") if k in job.local_kinds]
-    if regions:
-        from .features.regions import region_set
-
-        found = region_set(volumes, masks)
-        for region in regions:
-            streams[region] = found.images(region) if found.crops else []
-    return streams
-
-
-def read_task(items: Sequence, job: FeatureJob) -> ChunkInputs:
-    """In a worker: read a chunk of cases into network inputs (kept here) and cache the encoder-free local inputs."""
-    start = time.perf_counter()
-    try:
-        prepare_worker(job.max_image_mb)
-        from .features.cache import content_hash
-
-        encoder = _encoder(job)
-        volumes, masks = _read_inputs(items, job)
-        streams = _streams(volumes, masks, encoder, job)
-        _local_inputs(volumes, masks, job)
-    except Exception as exc:  # noqa: BLE001 - every failure goes back as one line naming a file
-        raise _failure(exc, items) from None
-    meta = {"worker": _worker_name(), "pid": os.getpid(), "volumes": len(items), "inputs": len(streams["slices"]),
-            "encoder_loads": _worker_loads.get("encoder", 0), "identity": encoder.identity(),
-            "batch_size": int(encoder.batch_size), "outputs": list(encoder.outputs),
-            "seconds": time.perf_counter() - start}
-    return ChunkInputs(streams, {k: [content_hash(x) for x in v] for k, v in streams.items()},
-                       {k: [tuple(x.shape) for x in v] for k, v in streams.items()}, meta)
-
-
-def meta_task(chunk: ChunkInputs) -> dict[str, Any]:
-    """In a worker: a chunk's digests, shapes and counters, without its arrays (all the main process gathers)."""
-    return {"digests": chunk.digests, "shapes": chunk.shapes, **chunk.meta}
-
-
-def stream_outputs(stream: str, job: FeatureJob, encoder_outputs: Sequence[str]) -> tuple[str, ...]:
-    """The outputs cached for a stream: the requested ones (all) for slices, the pool embedding for crops."""
-    if stream != "slices":
-        return ("pool",)
-    return tuple(job.outputs or encoder_outputs)
-
-
-def encode_task(stream: str, refs: Sequence[tuple[int, int]], job: FeatureJob, *parts: ChunkInputs) -> dict[str, Any]:
-    """In a worker: one encoder batch, the inputs ``refs`` (index into ``parts``, position) in the main process's
-    order, stored in the shared cache: the same batch the single-process run sends through the network."""
+    The features are bit for bit the main process's own: every encoder batch has one shape
+    (``Encoder.encode`` pads it), so a slice's features do not depend on the chunk it was in.
+    """
     start = time.perf_counter()
     try:
         prepare_worker(job.max_image_mb)
         from .features.cache import FeatureCache
+        from .features.extract import extract_features
+        from .features.localfeatures import local_inputs
 
         encoder = _encoder(job)
-        out = encoder.encode(np.stack([parts[part].arrays[stream][pos] for part, pos in refs]), show_progress=False)
-        cache, identity = FeatureCache(job.cache_root), encoder.identity()
-        for row, (part, pos) in enumerate(refs):
-            for kind in stream_outputs(stream, job, encoder.outputs):
-                cache.put(parts[part].digests[stream][pos], identity, kind, out[kind][row])
-    except Exception as exc:  # noqa: BLE001 - every failure goes back as one line
-        raise ParameterError(f"encoder {job.encoder} failed on a Dask worker ({type(exc).__name__}: "
-                             f"{first_line(exc)})") from None
-    counter = "forward_passes" if stream == "slices" else "region_forward_passes"
-    return {"worker": _worker_name(), "pid": os.getpid(), counter: len(refs),
-            "encoder_loads": _worker_loads.get("encoder", 0), "seconds": time.perf_counter() - start}
-
-
-def _local_inputs(volumes: list, masks: list, job: FeatureJob) -> None:
-    """The encoder-free local inputs (descriptors, radiomics) of the volumes into the cache (crops go as streams)."""
-    from .features.cache import FeatureCache
-    from .features.localfeatures import local_inputs
-
-    kinds = [k for k in job.local_kinds if k not in ("roi", "band")]
-    if kinds:
-        local_inputs(volumes, masks, kinds, encoder=None, cache=FeatureCache(job.cache_root), slices=job.slices)
+        volumes, masks = _read_inputs(items, job)
+        slices, crops = FeatureCache(job.cache_root), FeatureCache(job.cache_root)
+        found = extract_features(volumes, encoder, slices=job.slices, masks=masks, cache=slices,
+                                 outputs=job.outputs or encoder.outputs, show_progress=False)
+        if job.local_kinds:
+            local_inputs(volumes, masks, list(job.local_kinds), encoder=encoder, cache=crops, slices=job.slices)
+    except Exception as exc:  # noqa: BLE001 - every failure goes back as one line naming a file
+        raise _failure(exc, items) from None
+    return {"worker": _worker_name(), "pid": os.getpid(), "volumes": len(items), "inputs": len(found.info),
+            "forward_passes": slices.stats.forward_passes, "region_forward_passes": crops.stats.forward_passes,
+            "hits": slices.stats.hits, "encoder_loads": _worker_loads.get("encoder", 0),
+            "seconds": time.perf_counter() - start}
 
 
 @dataclass(frozen=True)
@@ -509,87 +441,18 @@ def prefetch_features(client, items: Sequence, encoder_name: str, *, slices=None
                       stats: PrefetchStats | None = None) -> PrefetchStats:
     """Fill the feature cache at ``cache_root`` with the features of one set of ``items`` (``CohortItem``s).
 
-    Workers read and slice chunks of cases (the inputs stay on them); the main process plans the
-    encoder batches exactly as the single-process run would for this set (distinct inputs missing
-    from the cache, grouped by shape, ``batch_size`` at a time), and one task per batch encodes it
-    into the cache, so each feature is bit for bit the one the single-process run computes.
-    ``read``: "members" reads cases as the sweep, compare and batch job do (``load_set``), "folder"
-    as ``genmedeval features``/``metrics`` do (``encoder_inputs``); ``contrast`` is the primary
-    contrast resolved across every set of the run. ``local_kinds``: local-metric inputs to cache too.
+    One task per chunk of cases (``features_task``). ``read``: "members" reads cases as the sweep,
+    compare and batch job do (``load_set``), "folder" as ``genmedeval features``/``metrics`` do
+    (``encoder_inputs``); ``contrast`` is the primary contrast resolved across every set of the
+    run. ``local_kinds``: local-metric inputs to cache too.
     """
     from .cases import DEFAULT_CASE_OPTIONS
     from .features.slicing import DEFAULT_SLICES
 
     job = FeatureJob(encoder_name, slices or DEFAULT_SLICES, cases or DEFAULT_CASE_OPTIONS, contrast, _root(cache_root),
                      read, tuple(outputs) if outputs else None, tuple(local_kinds), device, batch_size, image_limit_mb())
-    stats = stats if stats is not None else PrefetchStats()
-    start = time.perf_counter()
-    parts = chunks(absolute(items), chunk_size(len(items), _threads(client)))
-    inputs = [client.submit(read_task, part, job, pure=False) for part in parts]
-    try:
-        metas = collect(client, [client.submit(meta_task, f, pure=False) for f in inputs], parts,
-                        f"reading on {len(client.nthreads())} workers")
-        for meta in metas:
-            stats.add(meta)
-        for stream in STREAMS:
-            _encode_stream(client, stream, metas, job, inputs, parts, stats)
-    finally:
-        client.cancel(inputs)  # the inputs held on the workers are released
-    stats.seconds += time.perf_counter() - start
-    return stats
-
-
-def _encode_stream(client, stream: str, metas: list, job: FeatureJob, inputs: list, parts: list,
-                   stats: PrefetchStats) -> None:
-    """Plan one stream's encoder batches as the single-process run would, and encode them on the cluster."""
-    if not metas or stream not in metas[0]["digests"]:
-        return
-    plan, hits = plan_batches(metas, job, stream)
-    if stream == "slices":
-        stats.hits += hits
-    tasks = [_encode(client, stream, refs, job, inputs) for refs in plan]
-    for result in collect(client, tasks, [[parts[refs[0][0]][0]] for refs in plan],
-                          f"encoding {stream} on {len(client.nthreads())} workers"):
-        stats.add(result)
-
-
-def _encode(client, stream: str, refs: list[tuple[int, int]], job: FeatureJob, inputs: list):
-    """Submit one encoder batch, with only the chunks it draws from (refs renumbered into them)."""
-    used = sorted({part for part, _ in refs})
-    local = {part: i for i, part in enumerate(used)}
-    return client.submit(encode_task, stream, [(local[part], pos) for part, pos in refs], job,
-                         *(inputs[p] for p in used), pure=False)
-
-
-def plan_batches(metas: Sequence[Mapping[str, Any]], job: FeatureJob,
-                 stream: str = "slices") -> tuple[list[list[tuple[int, int]]], int]:
-    """The single-process run's encoder batches for one set, as (chunk, position) references, and its cache hits.
-
-    As ``extract.encode_cached`` does: the inputs missing any wanted output from the cache, each
-    distinct digest once (its first position), grouped by shape in order, then ``batch_size`` at a time.
-    """
-    from .features.cache import FeatureCache
-
-    if not metas:
-        return [], 0
-    identities = {m["identity"] for m in metas}
-    if len(identities) > 1:
-        raise ParameterError(f"the Dask workers have different encoder weights ({', '.join(sorted(identities))})")
-    identity, size = identities.pop(), int(metas[0]["batch_size"])
-    kinds = stream_outputs(stream, job, metas[0]["outputs"])
-    refs = [(c, i) for c, m in enumerate(metas) for i in range(len(m["digests"][stream]))]
-    digests = [d for m in metas for d in m["digests"][stream]]
-    shapes = [tuple(s) for m in metas for s in m["shapes"][stream]]
-    cache = FeatureCache(job.cache_root)
-    missing = [p for p, d in enumerate(digests) if not all(cache.path(d, identity, k).is_file() for k in kinds)]
-    first_of: dict[str, int] = {}
-    for pos in missing:
-        first_of.setdefault(digests[pos], pos)
-    by_shape: dict[tuple, list[int]] = {}
-    for pos in first_of.values():
-        by_shape.setdefault(shapes[pos], []).append(pos)
-    plan = [[refs[p] for p in group[i:i + size]] for group in by_shape.values() for i in range(0, len(group), size)]
-    return plan, len(digests) - len(missing)
+    return _gather(client, features_task, absolute(items), job, f"features on {len(client.nthreads())} workers",
+                   stats)
 
 
 def prefetch_downstream(client, items: Sequence, segmenter_path: str | Path | None = None, *, cases=None,

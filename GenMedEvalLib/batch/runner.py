@@ -131,6 +131,8 @@ class _Stages:
         self.job, self.run, self.units, self.log = job, run, units, log
         self.out = run.folder
         self.sets: dict[str, list[SetCase]] = {}
+        self.slice_features: dict[str, list[np.ndarray]] = {}  # per set, per volume (the features stage)
+        self.local_features: dict[str, dict[str, list[np.ndarray]]] = {}  # per set, per kind, per volume
         self.segmented: dict[str, np.ndarray] = {}
         self.tables: dict[str, list[dict[str, Any]]] = {}
 
@@ -197,9 +199,10 @@ class _Stages:
         counter.step()
         members = [(name, m) for name, ms in self.sets.items() for m in ms]
         for name, member in progress(members, desc="features"):
-            self.feats.of([member])
+            self.slice_features.setdefault(name, []).extend(self.feats.of([member]))
             if self.local.wanted(ROLES[name]):
-                self.local.of([member])
+                for kind, blocks in self.local.of([member]).items():
+                    self.local_features.setdefault(name, {}).setdefault(kind, []).extend(blocks)
             work = counter.step()
             work.pop("computed_results")
             self.units(f"features/{name}/{member.item.name}", work)
@@ -235,13 +238,12 @@ class _Stages:
         """The metric suite of the evaluated set against the reference (train and test where given)."""
         from ..experiments.sweep import stack
 
-        self._encoder()
         results = ResultCache()
-        fixed = {ROLES[n]: stack(self.feats.of(ms)) for n, ms in self.sets.items()}
-        fixed_local = {ROLES[n]: stack_local(self.local.of(ms)) for n, ms in self.sets.items()
-                       if n != "evaluated" and self.local.wanted(ROLES[n])}
-        generated_local = stack_local(self.local.of(self.sets["evaluated"])) \
-            if self.local.wanted("generated") else None
+        fixed = {ROLES[n]: stack(blocks) for n, blocks in self.slice_features.items()}
+        fixed_local = {ROLES[n]: stack_local(per_kind) for n, per_kind in self.local_features.items()
+                       if n != "evaluated"}
+        generated_local = stack_local(self.local_features["evaluated"]) if "evaluated" in self.local_features \
+            else None
         counter = WorkCounter(self.feats.cache, self.local.cache, results)
         counter.step()
         result = results.suite(fixed, self.names, bootstrap=self.job.bootstrap, seed=self.job.seed,
@@ -265,8 +267,9 @@ class _Stages:
                              downstream_max_volumes=job.sweep_max_volumes, source=job.source)
         from ..experiments.sweep import run_sweep
 
+        read = {("base" if name == "evaluated" else name): members for name, members in self.sets.items()}
         folder = run_sweep(config, self.out / "sweep", encoder=self._encoder(), report=job.outputs.report,
-                           on_unit=self.units)
+                           on_unit=self.units, sets=read)
         self.tables["sweep upstream"] = _csv_rows(folder / "upstream.csv")
         self.tables["sweep downstream"] = _csv_rows(folder / "downstream.csv")
 

@@ -336,12 +336,13 @@ def _write_changed(folder: Path, members: list[SetCase]) -> None:
 
 
 def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: bool = True,
-              on_unit: Callable[[str, dict[str, int]], None] | None = None) -> Path:
+              on_unit: Callable[[str, dict[str, int]], None] | None = None,
+              sets: dict[str, list[SetCase]] | None = None) -> Path:
     """Run every condition of ``config``; write tables (and the report); return the output folder.
 
     ``on_unit(name, work)`` is called when the baseline and each condition are done, with the work
     they took (network passes, metric tables and segmentations computed, not served by a cache):
-    the batch job's journal.
+    the batch job's journal. ``sets``: the config's sets already read (``load_sets``), not read again.
     """
     from ..perturb import PERTURBATIONS, apply_set_perturbation
     from .demo import choose_encoder
@@ -351,7 +352,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, encoder=None, report: boo
     out = Path(out)
     results = ResultCache()
     downstream = Downstream.load(config.segmenter, results) if config.downstream else None  # missing model: fail first
-    sets = load_sets(config.data, config.cases)
+    sets = sets if sets is not None else load_sets(config.data, config.cases)
     base = sets["base"]
     enc = encoder if encoder is not None else choose_encoder(config.encoder)
     feats = SliceFeatures(enc, settings=config.slice_settings)

@@ -109,7 +109,8 @@ def stack_local(per_volume: dict[str, list[np.ndarray]]) -> LocalSet:
     """Each kind's per-volume matrices stacked; region-crop rows keep their volume's position as cluster id."""
     out = LocalSet()
     for kind, blocks in per_volume.items():
-        out.data[kind] = np.concatenate(blocks, axis=0) if blocks else np.zeros((0, 0))
+        rows = [b for b in blocks if len(b)]  # a volume without a region has no rows (and, read alone, no width)
+        out.data[kind] = np.concatenate(rows, axis=0) if rows else np.zeros((0, 0))
         if kind in REGION_KINDS:
             out.groups[kind] = np.concatenate([np.full(len(b), i) for i, b in enumerate(blocks)]).astype(np.int64) \
                 if blocks else np.zeros(0, np.int64)
