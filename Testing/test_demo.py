@@ -188,10 +188,13 @@ def test_phase2_compares_the_shipped_generators_with_rank_agreement(demo_run):
     assert summary["finding"]["verdict"] in ("holds", "fails", "not testable")
     # every upstream row has an interval (the compare default bootstrap is the sweep's)
     assert all(r["ci_low"] is not None for r in summary["upstream_rows"] if r["metric"] in ("fd", "precision"))
-    # the memoriser: FD rates it the best generator, AuthPct catches it (its lowest), its images nearest training
+    # the memoriser: FD rates it above the VAE and the GAN, AuthPct catches it (its lowest), its images nearest
+    # training; the diffusion model is the best-rated trained generator (on this 3 mm test cohort its FD is even
+    # below the memoriser's near copies; on the demo's 2 mm cohort the memoriser's copies are exact and rate best)
     fd = {m: summary["upstream"][m]["fd"] for m in ("vae", "gan", "ddpm", "memoriser")}
     auth = {m: summary["upstream"][m]["authpct"] for m in ("vae", "gan", "ddpm", "memoriser")}
-    assert min(fd, key=fd.get) == "memoriser" and min(auth, key=auth.get) == "memoriser"
+    assert fd["memoriser"] < min(fd["vae"], fd["gan"]) and fd["ddpm"] < min(fd["vae"], fd["gan"])
+    assert min(auth, key=auth.get) == "memoriser"
     # (its copies come from the 2 mm cohort the generators learnt; this test's cohort is 3 mm, so they are near
     # copies of the training slices here, not exact ones: the nearest among the generators, not below real data)
     near = {m: summary["nearest_median"][m] for m in ("vae", "gan", "ddpm", "memoriser")}

@@ -46,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=at_least(1), default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--steps", type=at_least(1), default=None,
-                   help="DDIM sampling steps of a diffusion model (default 20; ignored by other kinds)")
+                   help="DDIM sampling steps of a diffusion model (default 30; ignored by other kinds)")
+    p.add_argument("--eta", type=float, default=None,
+                   help="DDIM noise scale in [0, 1] (default 0.5; 0: the deterministic trajectory, whose errors "
+                   "accumulate into grey, speckled samples with the shipped model; 1: the DDPM posterior's noise, "
+                   "which washes out its small tumour masks); the noise is seeded")
     add_execution_options(p, trust=False, overwrite="replace an output folder GenMedEval wrote before")
     p.set_defaults(func=run_generate)
 
@@ -87,12 +91,17 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Sample and write the samples atomically; print where."""
-    from ..generate.model import DEFAULT_DDIM_STEPS, resolve_generator
+    from ..errors import ParameterError
+    from ..generate.model import DEFAULT_DDIM_ETA, DEFAULT_DDIM_STEPS, resolve_generator
     from ..generate.write import write_samples
 
+    eta = DEFAULT_DDIM_ETA if args.eta is None else args.eta
+    if not 0.0 <= eta <= 1.0:  # checked before the checkpoint is read
+        raise ParameterError(f"--eta must be in [0, 1], got {eta}")
     generator = resolve_generator(args.kind, device=args.device)
     steps = args.steps or DEFAULT_DDIM_STEPS
-    out = write_samples(generator, args.out_dir, n=args.n, seed=args.seed, steps=steps, overwrite=args.overwrite)
-    extra = f", {steps} DDIM steps" if generator.kind == "ddpm" else ""
+    out = write_samples(generator, args.out_dir, n=args.n, seed=args.seed, steps=steps, eta=eta,
+                        overwrite=args.overwrite)
+    extra = f", {steps} DDIM steps, eta {eta:g}" if generator.kind == "ddpm" else ""
     print(f"{args.n} {generator.kind} samples (seed {args.seed}{extra}) -> {out}")
     return 0

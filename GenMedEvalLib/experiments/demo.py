@@ -105,16 +105,18 @@ def run_demo(out: str | Path, *, n: int = 40, seed: int = 0, spacing: float = 2.
     return write_report(out)
 
 
-def _written(target: Path, n: int, seed: int, weights: str | None = None) -> bool:
-    """Whether ``target`` already holds ``n`` samples written with ``seed`` (and these weights' SHA-256): a second
-    demo run reuses them; other weights (an update) are sampled again."""
+def _written(target: Path, n: int, seed: int, weights: str | None = None, sampler: dict | None = None) -> bool:
+    """Whether ``target`` already holds ``n`` samples written with ``seed`` (and these weights' SHA-256 and sampler
+    settings): a second demo run reuses them; other weights or another sampler (an update) are sampled again."""
     from ..io import read_json
 
     done = target / "generated.json"
     if not done.is_file():
         return False
     info = read_json(done)
-    return info.get("n") == n and info.get("seed") == seed and (weights is None or info.get("weights_sha256") == weights)
+    same_sampler = sampler is None or all(info.get(key) == value for key, value in sampler.items())
+    return (info.get("n") == n and info.get("seed") == seed and same_sampler
+            and (weights is None or info.get("weights_sha256") == weights))
 
 
 def real_grid_set(base: DataSet, target: Path, n: int, seed: int) -> DataSet:
@@ -128,13 +130,14 @@ def real_grid_set(base: DataSet, target: Path, n: int, seed: int) -> DataSet:
 
 def generated_sets(folder: Path, n: int, seed: int) -> dict[str, DataSet]:
     """``n`` samples of each shipped generator under ``folder/KIND`` (reused when already there, same seed)."""
-    from ..generate.model import DEFAULT_DDIM_STEPS, SHIPPED_SHA256, resolve_generator
+    from ..generate.model import DEFAULT_DDIM_ETA, DEFAULT_DDIM_STEPS, SHIPPED_SHA256, resolve_generator
     from ..generate.write import write_samples
 
     sets = {}
     for kind in PHASE2_KINDS:
         target = folder / kind
-        if not _written(target, n, seed, SHIPPED_SHA256[kind]):
+        sampler = {"ddim_steps": DEFAULT_DDIM_STEPS, "ddim_eta": DEFAULT_DDIM_ETA} if kind == "ddpm" else None
+        if not _written(target, n, seed, SHIPPED_SHA256[kind], sampler):
             write_samples(resolve_generator(kind), target, n=n, seed=seed, steps=DEFAULT_DDIM_STEPS, overwrite=True)
         sets[kind] = DataSet(target)
     return sets

@@ -18,12 +18,20 @@ import torch
 
 from ..errors import InputError, ParameterError, first_line
 from ..io import atomic_path
-from .nets import Decoder, build_ddpm, ddpm_schedulers
+from .nets import Decoder, build_ddpm, ddim_schedule, ddim_step
 from .slices import FOV_MM, SIZE, check_batch
 
 FORMAT = "genmedeval-generator"
-DEFAULT_DDIM_STEPS = 20
-SAMPLE_BATCH = 64
+DEFAULT_DDIM_STEPS = 30
+DEFAULT_DDIM_ETA = 0.5
+"""DDIM's noise scale (0: the deterministic trajectory; 1: the DDPM posterior's variance), seeded either way.
+Measured on the shipped model, 64 samples, seed 0: the deterministic trajectory lets its errors accumulate
+(median border 0.14 of the range, and blown-out or speckled samples); eta 1 gives clean brains but keeps a
+tumour in 5 % of samples (the small mask channel is washed out); 0.5 with 30 steps gives a median border
+of 0.12 with tumours in 28 % of samples, 17 s for 64 on two threads."""
+SAMPLE_BATCH = 16
+"""Samples per network pass: 16 is twice as fast as 64 on two CPU threads (11.7 s against 24.0 s for 64 DDPM
+samples of 20 steps), the activations staying in cache."""
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path, *, fov_mm: float = FOV_MM) -> Path:
@@ -65,13 +73,15 @@ class Generator:
     def size(self) -> int:
         return int(self.arch["size"])
 
-    def sample(self, n: int, seed: int = 0, *, steps: int = DEFAULT_DDIM_STEPS, batch: int = SAMPLE_BATCH
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` samples, the same for the same ``seed`` (and, for DDPM, the same DDIM ``steps``)."""
+    def sample(self, n: int, seed: int = 0, *, steps: int = DEFAULT_DDIM_STEPS, eta: float = DEFAULT_DDIM_ETA,
+               batch: int = SAMPLE_BATCH) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` samples, the same for the same ``seed`` (and, for DDPM, the same DDIM ``steps`` and ``eta``)."""
         if n < 1:
             raise ParameterError(f"--n must be >= 1, got {n}")
         if self.kind == "ddpm" and not 1 <= steps <= int(self.arch["train_timesteps"]):
             raise ParameterError(f"--steps must be in [1, {self.arch['train_timesteps']}], got {steps}")
+        if not 0.0 <= eta <= 1.0:
+            raise ParameterError(f"--eta must be in [0, 1], got {eta}")
         rng = torch.Generator().manual_seed(int(seed))
         if self.kind == "memoriser":
             return self._recall(n, rng)
@@ -79,7 +89,7 @@ class Generator:
         with torch.inference_mode():
             for start in range(0, n, batch):
                 count = min(batch, n - start)
-                parts.append(self._draw(count, rng, steps).float().cpu())
+                parts.append(self._draw(count, rng, steps, eta).float().cpu())
         x = torch.cat(parts).numpy()
         images = np.clip((x[:, 0] + 1) / 2, 0.0, 1.0).astype(np.float32)
         masks = (x[:, 1] > 0).astype(np.uint8)
@@ -87,16 +97,14 @@ class Generator:
         check_batch(images, masks, self.source)
         return images, masks
 
-    def _draw(self, count: int, rng: torch.Generator, steps: int) -> torch.Tensor:
+    def _draw(self, count: int, rng: torch.Generator, steps: int, eta: float) -> torch.Tensor:
         if self.kind in ("vae", "gan"):
             z = torch.randn(count, int(self.arch["latent"]), generator=rng).to(self.device)
             return self.net(z)
-        _, ddim = ddpm_schedulers(self.arch)
-        ddim.set_timesteps(steps)
         x = torch.randn(count, 2, self.size, self.size, generator=rng).to(self.device)
-        for t in ddim.timesteps:
-            eps = self.net(x, timesteps=torch.full((count,), int(t), device=self.device, dtype=torch.long))
-            x, _ = ddim.step(eps, int(t), x)
+        for t, alpha_t, alpha_s in ddim_schedule(self.arch, steps):
+            eps = self.net(x, timesteps=torch.full((count,), t, device=self.device, dtype=torch.long))
+            x = ddim_step(eps, x, alpha_t, alpha_s, eta, rng)
         return x.clamp(-1, 1)
 
     def _recall(self, n: int, rng: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +179,7 @@ SHIPPED = {"vae": "generator_vae.pt", "gan": "generator_gan.pt", "ddpm": "genera
 SHIPPED_SHA256: dict[str, str] = {
     "vae": "f9f2e19f979bc2ea537c0c15f0f863573643c05eb1a5a7a595dbba36bd32c0ff",
     "gan": "3dcab0ca287be05608e3a3919f3585487ad463214691e2886eaafa9e56bb48b6",
-    "ddpm": "a5244fab272095db600cae8e3b4e1dd6bc6c0b3f1b9c4e621c2143d7e7080d3c",
+    "ddpm": "a3bd16653511991d9343d965cab25d7f5851d3a441c4f0b4a0f00d635c19bef8",
     "memoriser": "9393e79686bd60d3b2e90f402f941974181c3de3dfac117cbb94ded7ec79a238",
 }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import write_volume
-from .model import DEFAULT_DDIM_STEPS, Generator
+from .model import DEFAULT_DDIM_ETA, DEFAULT_DDIM_STEPS, Generator
 from .slices import balanced_pick, sample_names, sample_volume
 
 
@@ -47,18 +47,19 @@ def write_real_slices(folder: str | Path, out_dir: str | Path, *, n: int, seed: 
 
 
 def write_samples(generator: Generator, out_dir: str | Path, *, n: int, seed: int = 0, steps: int = DEFAULT_DDIM_STEPS,
-                  overwrite: bool = False) -> Path:
+                  eta: float = DEFAULT_DDIM_ETA, overwrite: bool = False) -> Path:
     """Sample ``n`` slices and write them into ``out_dir`` atomically (the folder appears whole or not at all)."""
     from ..outputs import check_output_folder
 
     out_dir = Path(out_dir)
     check_output_folder(out_dir, overwrite=overwrite, option="OUT_DIR")
-    images, masks = generator.sample(n, seed, steps=steps)
+    images, masks = generator.sample(n, seed, steps=steps, eta=eta)
     from ..features.weights import sha256_file
 
     summary = {"generator": generator.kind, "source": generator.source, "weights_sha256": sha256_file(generator.source),
                "seed": seed,
                "ddim_steps": steps if generator.kind == "ddpm" else None,
+               "ddim_eta": eta if generator.kind == "ddpm" else None,
                "pixel_mm": generator.fov_mm / generator.size, "size": generator.size,
                "with_tumour": int(masks.reshape(n, -1).any(axis=1).sum()),
                "trained": {k: generator.meta.get(k) for k in ("steps", "total_steps", "seed", "data", "training_slices",

@@ -7,7 +7,7 @@ scheduler of the same step count (our loop must not be slower), and the plain DD
 the same timings beside one competing CPU-bound process (a pure-Python busy loop), with the pools
 sized as every ``genmedeval`` command sizes them (``threads.set_threads()``).
 
-Run: ``.venv/bin/python Testing/benchmarks/bench_generate.py [--n 64] [--steps 25]``.
+Run: ``.venv/bin/python Testing/benchmarks/bench_generate.py [--n 64] [--steps 30]``.
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ def measure(n: int, steps: int, label: str) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
+    from GenMedEvalLib.generate.model import DEFAULT_DDIM_STEPS
+
+    parser.add_argument("--steps", type=int, default=DEFAULT_DDIM_STEPS)
     args = parser.parse_args()
     idle = measure(args.n, args.steps, "idle")
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
