@@ -258,7 +258,9 @@ class _Stages:
     def _sweep(self) -> None:
         """Phase 1 on the evaluated set: every condition of the job (the paper's by default)."""
         job = self.job
-        data = {"base": job.sets["evaluated"], **{n: d for n, d in job.sets.items() if n != "evaluated"}}
+        order = ["evaluated", *(name for name in job.sets if name != "evaluated")]
+        key = {name: "base" if name == "evaluated" else name for name in order}  # the sweep's set names
+        data = {key[name]: job.sets[name] for name in order}
         config = SweepConfig(name=job.name, data=data, conditions=job.conditions, encoder=job.encoder,
                              max_slices=job.slices.max_slices, tumour_slices=job.slices.tumour_slices,
                              plane=job.slices.plane, cases=job.cases, metrics=job.metrics, bootstrap=job.bootstrap,
@@ -267,7 +269,7 @@ class _Stages:
                              downstream_max_volumes=job.sweep_max_volumes, source=job.source)
         from ..experiments.sweep import run_sweep
 
-        read = {("base" if name == "evaluated" else name): members for name, members in self.sets.items()}
+        read = {key[name]: self.sets[name] for name in order}
         folder = run_sweep(config, self.out / "sweep", encoder=self._encoder(), report=job.outputs.report,
                            on_unit=self.units, sets=read)
         self.tables["sweep upstream"] = _csv_rows(folder / "upstream.csv")

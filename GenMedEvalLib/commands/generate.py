@@ -91,13 +91,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Sample and write the samples atomically; print where."""
-    from ..errors import ParameterError
-    from ..generate.model import DEFAULT_DDIM_ETA, DEFAULT_DDIM_STEPS, resolve_generator
+    from ..generate.model import DEFAULT_DDIM_ETA, DEFAULT_DDIM_STEPS, check_eta, resolve_generator
     from ..generate.write import write_samples
 
-    eta = DEFAULT_DDIM_ETA if args.eta is None else args.eta
-    if not 0.0 <= eta <= 1.0:  # checked before the checkpoint is read
-        raise ParameterError(f"--eta must be in [0, 1], got {eta}")
+    eta = check_eta(DEFAULT_DDIM_ETA if args.eta is None else args.eta)  # before the checkpoint is read
     generator = resolve_generator(args.kind, device=args.device)
     steps = args.steps or DEFAULT_DDIM_STEPS
     out = write_samples(generator, args.out_dir, n=args.n, seed=args.seed, steps=steps, eta=eta,

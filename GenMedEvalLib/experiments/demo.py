@@ -131,12 +131,12 @@ def real_grid_set(base: DataSet, target: Path, n: int, seed: int) -> DataSet:
 def generated_sets(folder: Path, n: int, seed: int) -> dict[str, DataSet]:
     """``n`` samples of each shipped generator under ``folder/KIND`` (reused when already there, same seed)."""
     from ..generate.model import DEFAULT_DDIM_ETA, DEFAULT_DDIM_STEPS, SHIPPED_SHA256, resolve_generator
-    from ..generate.write import write_samples
+    from ..generate.write import sampler_record, write_samples
 
     sets = {}
     for kind in PHASE2_KINDS:
         target = folder / kind
-        sampler = {"ddim_steps": DEFAULT_DDIM_STEPS, "ddim_eta": DEFAULT_DDIM_ETA} if kind == "ddpm" else None
+        sampler = sampler_record(kind, DEFAULT_DDIM_STEPS, DEFAULT_DDIM_ETA)
         if not _written(target, n, seed, SHIPPED_SHA256[kind], sampler):
             write_samples(resolve_generator(kind), target, n=n, seed=seed, steps=DEFAULT_DDIM_STEPS, overwrite=True)
         sets[kind] = DataSet(target)

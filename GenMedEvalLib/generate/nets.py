@@ -114,9 +114,9 @@ def ddim_step(eps: torch.Tensor, x: torch.Tensor, alpha_t: float, alpha_s: float
     The predicted image is clipped to [-1, 1] and the noise estimate recomputed from the clipped image,
     so both terms describe one image. MONAI 1.6's ``DDIMScheduler.step`` keeps the unclipped noise:
     with it, 20 deterministic steps of the earlier shipped weights gave a grey background (median border
-    0.25 of the range, against 0.20 with this step). ``eta`` scales the fresh noise: 0 follows the deterministic trajectory, 1 the DDPM
-    posterior's variance; the noise is drawn from ``rng`` on the CPU, so a seed gives the same samples
-    on every device.
+    0.25 of the range, against 0.20 with this step). ``eta`` scales the fresh noise: 0 follows the
+    deterministic trajectory, 1 the DDPM posterior's variance; the noise is drawn from ``rng`` on the
+    CPU, so a seed gives the same samples on every device.
     """
     x0 = ((x - (1.0 - alpha_t) ** 0.5 * eps) / alpha_t ** 0.5).clamp(-1.0, 1.0)
     eps = (x - alpha_t ** 0.5 * x0) / (1.0 - alpha_t) ** 0.5

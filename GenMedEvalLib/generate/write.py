@@ -46,6 +46,12 @@ def write_real_slices(folder: str | Path, out_dir: str | Path, *, n: int, seed: 
                         summary=summary)
 
 
+def sampler_record(kind: str, steps: int, eta: float) -> dict[str, float | int | None]:
+    """The sampler settings ``generated.json`` records (DDIM steps and eta; None for kinds without a sampler)."""
+    ddpm = kind == "ddpm"
+    return {"ddim_steps": steps if ddpm else None, "ddim_eta": eta if ddpm else None}
+
+
 def write_samples(generator: Generator, out_dir: str | Path, *, n: int, seed: int = 0, steps: int = DEFAULT_DDIM_STEPS,
                   eta: float = DEFAULT_DDIM_ETA, overwrite: bool = False) -> Path:
     """Sample ``n`` slices and write them into ``out_dir`` atomically (the folder appears whole or not at all)."""
@@ -58,8 +64,7 @@ def write_samples(generator: Generator, out_dir: str | Path, *, n: int, seed: in
 
     summary = {"generator": generator.kind, "source": generator.source, "weights_sha256": sha256_file(generator.source),
                "seed": seed,
-               "ddim_steps": steps if generator.kind == "ddpm" else None,
-               "ddim_eta": eta if generator.kind == "ddpm" else None,
+               **sampler_record(generator.kind, steps, eta),
                "pixel_mm": generator.fov_mm / generator.size, "size": generator.size,
                "with_tumour": int(masks.reshape(n, -1).any(axis=1).sum()),
                "trained": {k: generator.meta.get(k) for k in ("steps", "total_steps", "seed", "data", "training_slices",
