@@ -10,4 +10,11 @@ Data flows one way: read (``io``) -> perturb (``perturb``) -> slice and encode (
 This package never imports ``slicer``; ``mrml`` is the one bridge to a Slicer scene.
 """
 
+import os as _os
+
+# torch's CPU BLAS (MKL) in strict reproducibility mode, before torch loads: otherwise a convolution's
+# last bits depend on the thread count (AVX-512 machines), so features and every metric on them would
+# differ between --threads 1 and 2, a loaded and an idle machine, a Dask worker and the main process
+_os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 __version__ = "0.1.0"

@@ -7,6 +7,13 @@ distance takes a minute. :func:`set_threads` gives all pools the same size at on
 for the libraries already loaded, the environment for those loaded later, ``torch.set_num_threads``)
 and :func:`prepare_environment` asks OpenMP to sleep rather than spin while idle. The default,
 :func:`auto_threads`, is the number of cores not busy with other runnable processes right now.
+
+Metric values must not depend on that number: OpenBLAS picks other kernels for other thread counts
+(on AVX-512 machines a single-threaded small-matrix path), so a Fréchet distance differs in its
+last digits between 1 and 2 threads, between a loaded and an idle machine, and between a Dask worker
+and the main process. :func:`metric_blas` therefore runs metric arithmetic on one BLAS thread, and torch's MKL runs in its
+strict reproducibility mode (``MKL_CBWR=AUTO,STRICT``, set when the package is imported), so encoder
+features carry the same bits at any thread count.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ def prepare_environment() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("KMP_BLOCKTIME", "0")
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # torch's MKL: the same bits at any thread count
 
 
 def available_cores() -> int:
@@ -71,6 +79,15 @@ def set_threads(threads: int | None = None) -> int:
 
         torch.set_num_threads(n)
     return n
+
+
+def metric_blas():
+    """A context in which numpy's and scipy's BLAS run on one thread: metric values bit-identical whatever
+    ``--threads``, the machine's load or the process (Dask worker or not)."""
+    import scipy.linalg  # noqa: F401 - scipy's own OpenBLAS must be loaded for the limit to reach it
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def check_threads(threads) -> int:

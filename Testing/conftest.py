@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import numpy as np
-import pytest
-
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # before torch loads in any test: as GenMedEvalLib/__init__.py
 os.environ.setdefault("GENMEDEVAL_NO_PROGRESS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 

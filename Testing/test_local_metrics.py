@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -244,9 +245,12 @@ def test_frd_equals_the_packages_own_command_line(tmp_path, rng, version):
                    "--frd_version", version]
         if with_masks:
             command += ["--paths_masks", str(tmp_path / "amsk"), str(tmp_path / "bmsk")]
-        printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        one_thread = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # as ours: metric_blas
+        printed = subprocess.run(command, capture_output=True, text=True, check=True, env=one_thread).stdout
         theirs = float(printed.strip().splitlines()[-1].split(":")[-1])
-        assert ours == pytest.approx(theirs, rel=1e-9), (with_masks, printed)  # the cache keeps ~14 digits
+        # 1e-8: the cache keeps ~14 digits, and the package's sqrtm of a near-singular covariance moves by ~1e-9
+        # relative between BLAS kernels (measured on an AVX-512 machine: 1.4e-9)
+        assert ours == pytest.approx(theirs, rel=1e-8), (with_masks, printed)
 
 
 def test_radiomic_features_are_cached_and_a_second_call_extracts_none(tmp_path, rng, monkeypatch):

@@ -52,6 +52,68 @@ def _toy_case() -> RealCase:
     return RealCase("toy", {"flair": flair, "t1c": t1c}, mask, (1.0, 1.0, 1.0))
 
 
+def test_contrast_priors_order_the_tissues_like_flair_and_t1c_and_cystic_cores_match_csf():
+    from GenMedEvalLib.segment.synth import CONTRAST_PRIORS, LABELS, label_means
+
+    index = {name: i for i, name in enumerate(LABELS)}
+    for seed in range(20):
+        flair = label_means(np.random.default_rng(seed), "flair")
+        t1c = label_means(np.random.default_rng(seed), "t1c", cystic=True)
+        assert flair[index["oedema"]] > flair[index["white"]] + 0.15 > flair[index["csf"]]  # oedema bright in FLAIR
+        assert t1c[index["enhancing"]] > t1c[index["white"]] > t1c[index["grey"]]  # rim enhances, WM above GM
+        assert 0.0 <= t1c[index["necrosis"]] - t1c[index["csf"]] <= 0.1  # a fluid-filled core looks like CSF
+        for prior, means in (("flair", flair), ("t1c", t1c)):
+            lows = np.array([CONTRAST_PRIORS[prior][n][0] for n in LABELS])
+            highs = np.array([CONTRAST_PRIORS[prior][n][1] for n in LABELS])
+            keep = np.arange(len(LABELS)) != index["necrosis"]
+            assert np.all((means[keep] >= lows[keep]) & (means[keep] <= highs[keep]))
+    randomised = [label_means(np.random.default_rng(s)) for s in range(20)]
+    white = np.array([m[index["white"]] for m in randomised])
+    assert white.min() < 0.3 and white.max() > 0.7  # without a prior, intensities range over [0, 1]
+
+
+def test_synthetic_tumours_reach_the_brain_surface_and_80_mm():
+    labels = tissue_slices(2.0).labels[20]
+    brain = (labels >= 1) & (labels <= 3)
+    from scipy import ndimage
+
+    core = ndimage.binary_erosion(brain, iterations=10)
+    surface, largest = 0, 0.0
+    for seed in range(40):
+        painted = add_tumour_labels(labels, np.random.default_rng(seed), 2.0)
+        tumour = np.isin(painted, TUMOUR_LABELS)
+        if not tumour.any():
+            continue
+        cy, cx = np.argwhere(tumour).mean(axis=0).round().astype(int)
+        surface += int(not core[cy, cx])
+        core_and_rim = np.isin(painted, (5, 6)).sum()
+        largest = max(largest, 2 * np.sqrt(core_and_rim / np.pi) * 2.0)  # equivalent diameter, mm
+    assert surface >= 8  # about 40 % are centred near the surface (binomial, 40 draws)
+    assert largest > 50.0  # core + rim diameters beyond the previous 50 mm limit
+
+
+def test_field_of_view_cut_blanks_image_and_label_beyond_one_line():
+    from GenMedEvalLib.segment.train import cut_field_of_view
+
+    image = np.ones((2, 32, 32), np.float32)
+    mask = np.ones((32, 32), np.float32)
+    a = cut_field_of_view(image, mask, np.random.default_rng(3))
+    b = cut_field_of_view(image, mask, np.random.default_rng(3))
+    np.testing.assert_array_equal(a[0], b[0])
+    cut_image, cut_mask = a
+    blank = cut_mask == 0
+    assert 0.1 < blank.mean() < 0.9  # part of the view, not all of it
+    assert np.all(cut_image[:, blank] == 0) and np.all(cut_image[:, ~blank] == 1)  # image and label cut alike
+    assert image.min() == 1 and mask.min() == 1  # inputs untouched
+    for y in range(32):  # a half-plane: one contiguous blank run per row and per column
+        column = np.nonzero(blank[:, y])[0]
+        if len(column):
+            assert column.max() - column.min() + 1 == len(column)
+        row = np.nonzero(blank[y])[0]
+        if len(row):
+            assert row.max() - row.min() + 1 == len(row)
+
+
 def test_real_slices_keep_image_and_label_aligned_and_are_seeded():
     case = _toy_case()
     a = real_slice(case, np.random.default_rng(1), ("flair", "t1c"), 32, pixel_mm=1.0, tumour_fraction=1.0)

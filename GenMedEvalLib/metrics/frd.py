@@ -33,6 +33,14 @@ def _served(matrices: dict[str, np.ndarray]):
 
 def frechet_radiomic_distance(reference: np.ndarray, generated: np.ndarray, *, version: str = "v0",
                               package_distance: bool = True) -> float:
+    """FRD of two sets' radiomic features (``_frd``) on one BLAS thread: the same bits at any ``--threads``."""
+    from ..threads import metric_blas
+
+    with metric_blas():
+        return _frd(reference, generated, version=version, package_distance=package_distance)
+
+
+def _frd(reference: np.ndarray, generated: np.ndarray, *, version: str = "v0", package_distance: bool = True) -> float:
     """FRD (v0: ``d_F^2``; v1: ``log(d_F^2)``; lower is closer) between two sets' raw radiomic features ``(N, F)``.
 
     Rows the package's extraction skipped (all NaN) are dropped, as the package drops them.

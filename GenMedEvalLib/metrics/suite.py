@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import GenMedEvalError, ParameterError
 from ..io import write_text
+from ..threads import metric_blas
 from .registry import DEFAULT_METRICS, METRICS, MetricSpec
 
 SET_NAMES = ("reference", "generated", "train", "test")
@@ -170,13 +171,15 @@ def compute_suite(features: Mapping[str, np.ndarray], metrics: str | Sequence[st
             rows += [MetricRow(o, None, None, None, available=False, note=reason, **base) for o in spec.outputs]
             continue
         try:
-            values = _evaluate(spec, inputs, {"seed": seed, **options.get(name, {})} if "seed" in _params(spec) else
-                               options.get(name, {}))
+            with metric_blas():
+                values = _evaluate(spec, inputs, {"seed": seed, **options.get(name, {})} if "seed" in _params(spec) else
+                                   options.get(name, {}))
         except GenMedEvalError as exc:
             rows += [MetricRow(o, None, None, None, available=False, note=str(exc), **base) for o in spec.outputs]
             continue
-        intervals = _bootstrap(spec, inputs, options.get(name, {}), bootstrap, seed,
-                               (groups or {}).get(spec.input)) if bootstrap else {}
+        with metric_blas():
+            intervals = _bootstrap(spec, inputs, options.get(name, {}), bootstrap, seed,
+                                   (groups or {}).get(spec.input)) if bootstrap else {}
         for output, value in values.items():
             low, high = intervals.get(output, (None, None))
             finite = np.isfinite(value)

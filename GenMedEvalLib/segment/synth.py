@@ -8,6 +8,14 @@ adds a random skull and scalp, bias field, partial-volume blur (slice thickness 
 gamma and a random rotation, scaling and flip. The network thus learns the tumour's shape and
 its contrast against neighbouring tissue, not one scanner's intensities.
 
+Half of the slices draw their intensities from broad *contrast priors* instead (``CONTRAST_PRIORS``:
+FLAIR-like and T1c-like ranges per label, e.g. oedema bright in FLAIR, the rim bright in T1c), and
+40 % of their tumours have a *cystic* core as dark as CSF in every contrast: fluid-filled necrotic cores
+are common in glioblastoma, and a network that saw only random cores reads them as ventricles.
+Tumours reach 80 mm in diameter and 40 % of them sit at the brain's surface (peripheral tumours
+that touch the skull are otherwise taken for scalp). These three were measured on the held-out
+BraTS cases (``Resources/Models/README.md``).
+
 Labels of a synthetic label map (``LABELS``): 0 air, 1 CSF, 2 grey matter, 3 white matter,
 4 oedema, 5 enhancing rim, 6 necrotic core, 7 bone, 8 scalp/fat. Whole tumour = labels 4-6.
 All functions are pure given their ``numpy`` generator.
@@ -23,6 +31,18 @@ from scipy import ndimage
 
 LABELS = ("air", "csf", "grey", "white", "oedema", "enhancing", "necrosis", "bone", "scalp")
 TUMOUR_LABELS = (4, 5, 6)
+#: broad intensity ranges per label for FLAIR-like and T1c-like channels (in ``LABELS`` order's names)
+CONTRAST_PRIORS: dict[str, dict[str, tuple[float, float]]] = {
+    "flair": {"air": (0.0, 0.03), "csf": (0.05, 0.2), "grey": (0.45, 0.6), "white": (0.35, 0.5),
+              "oedema": (0.7, 1.0), "enhancing": (0.55, 0.9), "necrosis": (0.3, 0.9), "bone": (0.0, 0.15),
+              "scalp": (0.3, 0.9)},
+    "t1c": {"air": (0.0, 0.03), "csf": (0.05, 0.25), "grey": (0.4, 0.55), "white": (0.55, 0.7),
+            "oedema": (0.3, 0.5), "enhancing": (0.75, 1.0), "necrosis": (0.05, 0.35), "bone": (0.0, 0.15),
+            "scalp": (0.5, 1.0)},
+}
+PRIOR_PROBABILITY = 0.5  # share of slices whose channels follow CONTRAST_PRIORS
+CYSTIC_FRACTION = 0.4  # share of tumours (of primed slices) with a CSF-dark core
+SURFACE_FRACTION = 0.4  # share of tumours centred near the brain's surface
 
 
 @dataclass(frozen=True)
@@ -58,11 +78,14 @@ def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, control: int
 def add_tumour_labels(labels: np.ndarray, rng: np.random.Generator, pixel_mm: float) -> np.ndarray:
     """Paint a lobulated tumour (oedema, enhancing rim, necrotic core; sizes random) into brain tissue."""
     brain = (labels >= 1) & (labels <= 3)
-    candidates = np.argwhere(ndimage.binary_erosion(brain, iterations=3))
+    inner = ndimage.binary_erosion(brain, iterations=3)
+    if rng.random() < SURFACE_FRACTION:  # a centre within 6-20 mm of the brain's surface
+        inner = inner & ~ndimage.binary_erosion(brain, iterations=10)
+    candidates = np.argwhere(inner)
     if len(candidates) == 0:
         return labels
     cy, cx = candidates[rng.integers(len(candidates))]
-    radius = rng.uniform(4.0, 25.0) / pixel_mm  # core + rim radius: 8-50 mm diameter
+    radius = rng.uniform(4.0, 40.0) / pixel_mm  # core + rim radius: 8-80 mm diameter
     grid = np.indices(labels.shape, dtype=np.float32)
     aspect = rng.uniform(0.7, 1.3)
     dist = np.sqrt(((grid[0] - cy) * aspect) ** 2 + ((grid[1] - cx) / aspect) ** 2) / radius
@@ -73,7 +96,7 @@ def add_tumour_labels(labels: np.ndarray, rng: np.random.Generator, pixel_mm: fl
     out[(dist < oedema_extent) & brain] = 4
     if rng.random() < 0.85:
         out[(dist < 1.0) & brain] = 5
-        out[(dist < rng.uniform(0.0, 0.7)) & brain] = 6
+        out[(dist < rng.uniform(0.0, 0.8)) & brain] = 6
     return out
 
 
@@ -109,8 +132,14 @@ def random_affine(labels: np.ndarray, rng: np.random.Generator, out_shape: tuple
     return ndimage.map_coordinates(labels, coords, order=0, mode="constant", cval=0).astype(np.uint8)
 
 
-def label_means(rng: np.random.Generator) -> np.ndarray:
-    """Random mean intensity per label; the tumour differs from white matter by at least 0.15."""
+def label_means(rng: np.random.Generator, prior: str | None = None, cystic: bool = False) -> np.ndarray:
+    """Mean intensity per label: uniform at random (the tumour differs from white matter by at least
+    0.15), or within ``CONTRAST_PRIORS[prior]``; a ``cystic`` core takes the CSF's intensity."""
+    if prior is not None:
+        means = np.array([rng.uniform(*CONTRAST_PRIORS[prior][name]) for name in LABELS])
+        if cystic:
+            means[6] = means[1] + rng.uniform(0.0, 0.1)
+        return means
     means = rng.uniform(0.0, 1.0, size=len(LABELS))
     means[0] = rng.uniform(0.0, 0.08)
     while abs(means[4] - means[3]) < 0.15 and abs(means[5] - means[3]) < 0.15:
@@ -118,9 +147,10 @@ def label_means(rng: np.random.Generator) -> np.ndarray:
     return means
 
 
-def render(labels: np.ndarray, rng: np.random.Generator, pixel_mm: float) -> np.ndarray:
-    """One contrast of a label map: random intensities and texture, blur, bias, noise, gamma, in [0, 1]."""
-    means = label_means(rng)
+def render(labels: np.ndarray, rng: np.random.Generator, pixel_mm: float, prior: str | None = None,
+           cystic: bool = False) -> np.ndarray:
+    """One contrast of a label map: intensities (``label_means``), texture, blur, bias, noise, gamma, in [0, 1]."""
+    means = label_means(rng, prior, cystic)
     stds = rng.uniform(0.0, 0.06, size=len(LABELS))
     texture = ndimage.gaussian_filter(rng.standard_normal(labels.shape).astype(np.float32), rng.uniform(0.5, 1.5))
     texture /= texture.std() + 1e-8
@@ -136,8 +166,13 @@ def render(labels: np.ndarray, rng: np.random.Generator, pixel_mm: float) -> np.
 
 
 def synth_slice(rng: np.random.Generator, channels: int, size: int, pixel_mm: float = 2.0,
-                tumour_probability: float = 0.85) -> tuple[np.ndarray, np.ndarray]:
-    """A synthetic ``(channels, size, size)`` image in [0, 1] and its whole-tumour mask ``(size, size)``."""
+                tumour_probability: float = 0.85, contrasts: tuple[str, ...] = ("flair", "t1c"),
+                prior_probability: float = PRIOR_PROBABILITY) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic ``(channels, size, size)`` image in [0, 1] and its whole-tumour mask ``(size, size)``.
+
+    With probability ``prior_probability`` channel ``i`` follows the prior of ``contrasts[i]`` (random
+    intensities for a channel without one), else every channel draws random intensities.
+    """
     tissue = tissue_slices(pixel_mm)
     labels = tissue.labels[rng.integers(len(tissue.labels))]
     if rng.random() < tumour_probability:
@@ -145,6 +180,10 @@ def synth_slice(rng: np.random.Generator, channels: int, size: int, pixel_mm: fl
     if rng.random() < 0.9:  # clinical scans keep skull and scalp: the commonest false positive
         labels = add_head(labels, rng)
     labels = random_affine(labels, rng, (size, size))
-    image = np.stack([render(labels, rng, pixel_mm) for _ in range(channels)])
+    primed = rng.random() < prior_probability
+    cystic = rng.random() < CYSTIC_FRACTION
+    priors = [contrasts[i] if primed and i < len(contrasts) and contrasts[i] in CONTRAST_PRIORS else None
+              for i in range(channels)]
+    image = np.stack([render(labels, rng, pixel_mm, prior, cystic) for prior in priors])
     mask = np.isin(labels, TUMOUR_LABELS).astype(np.float32)
     return image, mask

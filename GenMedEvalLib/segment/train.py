@@ -197,14 +197,26 @@ def build_pool(mixture: SliceMixture, *, per_case: int, synth: int, cohort: int,
                      mixture.contrasts, mixture.pixel_mm)
 
 
+def cut_field_of_view(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Blank everything beyond a random straight line (image and label): scans whose field of view
+    cuts through the head (one BraTS case holds one hemisphere) otherwise look like nothing seen in training."""
+    size = mask.shape[-1]
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.indices(mask.shape) - (size - 1) / 2
+    cut = yy * np.cos(angle) + xx * np.sin(angle) > rng.uniform(-0.2, 0.3) * size
+    return np.where(cut, 0, image), np.where(cut, 0, mask)
+
+
 @dataclass
 class PoolSampler:
-    """Batches from a ``SlicePool``: sources weighted, a random channel for one-channel models, flips, gamma."""
+    """Batches from a ``SlicePool``: sources weighted, a random channel for one-channel models, flips, gamma,
+    and, with probability ``fov_cut``, a field of view cut by a straight line (``cut_field_of_view``)."""
 
     pool: SlicePool
     channels: int
     weights: dict[str, float]
     pixel_mm: float = 2.0
+    fov_cut: float = 0.3
 
     @property
     def contrasts(self) -> tuple[str, ...]:
@@ -214,7 +226,7 @@ class PoolSampler:
     def describe(self) -> dict:
         """Sources and weights, for the checkpoint's metadata."""
         return {"sources": {k: int(len(v)) for k, v in self.pool.images.items() if k in self.weights},
-                "weights": self.weights, "contrasts": list(self.contrasts)}
+                "weights": self.weights, "contrasts": list(self.contrasts), "fov_cut": self.fov_cut}
 
     def batch(self, size: int, roi: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(B, C, roi, roi)`` images and ``(B, 1, roi, roi)`` masks."""
@@ -232,6 +244,8 @@ class PoolSampler:
             if rng.random() < 0.5:
                 x, y = x[:, :, ::-1], y[:, ::-1]
             x = np.clip(x, 0, None) ** rng.uniform(0.8, 1.25)
+            if rng.random() < self.fov_cut:
+                x, y = cut_field_of_view(x, y, rng)
             xs.append(x)
             ys.append(y)
         return np.stack(xs).astype(np.float32), np.stack(ys)[:, None].astype(np.float32)
@@ -315,7 +329,7 @@ def train_segmenter(out: str | Path, *, cases: TrainingCases | None = None, step
 
 
 #: batch shares per source: the multi-contrast model never sees cohort slices (T1 only)
-MULTI_WEIGHTS = {"real": 0.55, "synth": 0.45}
+MULTI_WEIGHTS = {"real": 0.3, "synth": 0.7}
 SINGLE_WEIGHTS = {"real": 0.45, "synth": 0.35, "cohort": 0.20}
 
 
@@ -341,6 +355,7 @@ class PoolRecipe:
     cohort_slices: int = 2500
     seed: int = 11
     roi: int = 96
+    synth_version: int = 2  # 2: contrast priors, cystic cores, larger and peripheral tumours (segment/synth.py)
 
 
 def pool_for(data_dir: str | Path, recipe: PoolRecipe = PoolRecipe(), *, cache: str | Path | None = None,
