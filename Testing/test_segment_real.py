@@ -126,11 +126,13 @@ def test_real_slices_keep_image_and_label_aligned_and_are_seeded():
     assert image[1][label > 0].mean() < image[1][label == 0].mean() + 0.1
 
 
-def _model(tmp_path: Path, name: str, channels: int, contrasts: tuple[str, ...]) -> SliceUNetSegmenter:
+def _model(tmp_path: Path, name: str, channels: int, contrasts: tuple[str, ...],
+           largest_component: bool = False) -> SliceUNetSegmenter:
     torch.manual_seed(0)
     net = build_unet({"in_channels": channels, "channels": (4, 8), "strides": (2,)})
     path = save_checkpoint(net, tmp_path / name, pixel_mm=2.0, roi=32, meta={}, contrasts=contrasts,
-                           arch={"in_channels": channels, "channels": (4, 8), "strides": (2,)})
+                           arch={"in_channels": channels, "channels": (4, 8), "strides": (2,)},
+                           largest_component=largest_component)
     return SliceUNetSegmenter(torch.load(path, weights_only=True), source=str(path), device="cpu")
 
 
@@ -148,6 +150,40 @@ def test_router_sends_flair_t1c_cases_to_the_multi_contrast_model(tmp_path):
     np.testing.assert_array_equal(one, single.segment(case.contrasts["t1c"], case.spacing_zyx))
     with pytest.raises(InputError, match="lacks flair"):
         multi.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx)
+
+
+def test_keep_largest_component_keeps_the_biggest_face_connected_island():
+    from GenMedEvalLib.segment.postprocess import keep_largest_component
+
+    mask = np.zeros((6, 12, 12), np.uint8)
+    mask[1:4, 1:4, 1:4] = 1  # 27 voxels
+    mask[4, 4, 4] = 1  # touches the cube only at a corner: its own component under face connectivity
+    mask[0:2, 8:12, 8:12] = 2  # 32 voxels, label value 2 (nonzero is foreground)
+    before = mask.copy()
+    kept = keep_largest_component(mask)
+    assert kept.dtype == np.uint8 and int(kept.sum()) == 32 and kept[0:2, 8:12, 8:12].all()
+    np.testing.assert_array_equal(mask, before)  # input untouched
+    mask[0:2, 8:12, 8:12] = 0
+    assert int(keep_largest_component(mask).sum()) == 27 and keep_largest_component(mask)[4, 4, 4] == 0
+    assert not keep_largest_component(np.zeros((3, 4, 4))).any()
+
+
+def test_a_checkpoint_with_largest_component_reduces_its_masks(tmp_path, monkeypatch):
+    from scipy import ndimage
+
+    plain = _model(tmp_path, "plain.pt", 1, ANY_CONTRAST)
+    reduced = _model(tmp_path, "lcc.pt", 1, ANY_CONTRAST, largest_component=True)
+    assert reduced.largest_component and not plain.largest_component
+    assert "largest_component" not in torch.load(tmp_path / "plain.pt", weights_only=True)  # old files read as before
+    prob = np.zeros((4, 16, 16), np.float32)
+    prob[1:3, 2:8, 2:8] = 0.9  # 72 voxels
+    prob[1:3, 11:14, 11:14] = 0.8  # 18 voxels: a false-positive island
+    for seg in (plain, reduced):
+        monkeypatch.setattr(seg, "probabilities", lambda image, spacing: prob)
+    image = np.ones((4, 16, 16), np.float32)
+    both, one = plain.segment(image, (1.0, 1.0, 1.0)), reduced.segment(image, (1.0, 1.0, 1.0))
+    assert ndimage.label(both)[1] == 2 and int(both.sum()) == 90
+    assert ndimage.label(one)[1] == 1 and int(one.sum()) == 72 and one[1:3, 2:8, 2:8].all()
 
 
 def test_single_contrast_model_reads_the_preferred_contrast(tmp_path):
@@ -171,11 +207,12 @@ def test_pool_training_cli_path_is_seeded_and_respects_holdout(tmp_path):
     assert {"real:a", "real:b", "synth", "cohort"} == set(single.weights)
     x, y = single.batch(4, 32, np.random.default_rng(0))
     assert x.shape == (4, 1, 32, 32) and y.shape == (4, 1, 32, 32)
-    paths = [train_segmenter(tmp_path / f"{n}.pt", mixture=sampler, steps=2, batch=2, roi=32, seed=4, threshold=0.5)[0]
-             for n in ("a", "b")]
+    paths = [train_segmenter(tmp_path / f"{n}.pt", mixture=sampler, steps=2, batch=2, roi=32, seed=4, threshold=0.5,
+                             largest_component=n == "b")[0] for n in ("a", "b")]
     a, b = (torch.load(p, weights_only=True) for p in paths)
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert a["contrasts"] == ["flair", "t1c"] and a["arch"]["in_channels"] == 2
+    assert b["largest_component"] is True and "largest_component" not in a
 
 
 BRATS = SHARED / "brats" / "pat0005"
@@ -191,6 +228,7 @@ def test_shipped_pair_routes_a_brats_case_to_the_flair_t1c_model_and_finds_its_t
     case = load_real_case(BRATS)
     router = load_segmenter()
     assert router.pick(list(case.contrasts)) is router.multi
+    assert router.multi.largest_component and not router.single.largest_component  # chosen by the LOO study
     both = dice_score(router.segment_contrasts(case.contrasts, case.spacing_zyx), case.mask)
     alone = dice_score(router.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx), case.mask)
     assert both >= 0.7 and alone < 0.3
