@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
 from .errors import ParameterError
 
@@ -88,6 +89,23 @@ def metric_blas():
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
+
+
+@contextmanager
+def one_torch_thread(device: str | None = "cpu"):
+    """On the CPU, torch's pools run one thread inside the block (restored after): torch arithmetic
+    whose bits must not depend on the thread count (MKL picks other kernels for other counts)."""
+    import torch
+
+    if device is not None and not str(device).startswith("cpu"):
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_threads(threads) -> int:

@@ -54,6 +54,24 @@ def test_kid_matches_direct_unbiased_mmd_on_same_subsets():
     assert std == pytest.approx(np.std(values), rel=1e-8)
 
 
+def test_kid_bits_do_not_depend_on_the_torch_thread_count():
+    """MKL's small double products differ in their last bits between thread counts (seen on AMD EPYC):
+    KD runs them on one thread, so 1, 2 or 3 threads give the same value, and the pool is restored."""
+    import torch
+
+    x, y = feats(320, 64, seed=1) * 3, feats(310, 64, shift=0.2, seed=2) * 3
+    before = torch.get_num_threads()
+    values = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            values.append(M.kernel_distance(x, y, num_subsets=3, subset_size=300, seed=1))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert values[0] == values[1] == values[2]
+
+
 def test_kid_of_sets_smaller_than_a_subset_is_the_whole_set_mmd():
     """Subsets that are permutations of both whole sets: one value, equal to the direct MMD^2."""
     x, y = feats(40, 6, seed=1), feats(40, 6, shift=0.3, seed=2)
