@@ -11,7 +11,7 @@ and :func:`prepare_environment` asks OpenMP to sleep rather than spin while idle
 Metric values must not depend on that number: OpenBLAS picks other kernels for other thread counts
 (on AVX-512 machines a single-threaded small-matrix path), so a Fréchet distance differs in its
 last digits between 1 and 2 threads, between a loaded and an idle machine, and between a Dask worker
-and the main process. :func:`metric_blas` therefore runs metric arithmetic on one BLAS thread, and torch's MKL runs in its
+and the main process. :func:`metric_blas` therefore runs metric arithmetic on one BLAS and one torch thread, and torch's MKL runs in its
 strict reproducibility mode (``MKL_CBWR=AUTO,STRICT``, set when the package is imported), so encoder
 features carry the same bits at any thread count.
 """
@@ -82,30 +82,24 @@ def set_threads(threads: int | None = None) -> int:
     return n
 
 
+@contextmanager
 def metric_blas():
-    """A context in which numpy's and scipy's BLAS run on one thread: metric values bit-identical whatever
-    ``--threads``, the machine's load or the process (Dask worker or not)."""
+    """A context in which numpy's and scipy's BLAS and torch's CPU pool run on one thread: metric values
+    bit-identical whatever ``--threads``, the machine's load or the process (Dask worker or not).
+
+    torch counts too: MKL's small double products (KD's kernels) give other last bits at another
+    thread count (seen on an AMD EPYC even with ``MKL_CBWR=AUTO,STRICT``)."""
     import scipy.linalg  # noqa: F401 - scipy's own OpenBLAS must be loaded for the limit to reach it
+    import torch
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-@contextmanager
-def one_torch_thread(device: str | None = "cpu"):
-    """On the CPU, torch's pools run one thread inside the block (restored after): torch arithmetic
-    whose bits must not depend on the thread count (MKL picks other kernels for other counts)."""
-    import torch
-
-    if device is not None and not str(device).startswith("cpu"):
-        yield
-        return
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    with threadpool_limits(limits=1, user_api="blas"):
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def check_threads(threads) -> int:

@@ -135,23 +135,9 @@ def fd_infinity(reference, generated, *, num_points: int = 15, seed: int = 0) ->
 
 
 def _poly_kernel(a, b):
-    """(a b^T / d + 1)^3 for float64 torch tensors, in place after the one matrix product.
-
-    The cube is k * k^2, not ``pow_(3)``: torch cubes a thread's vectorised run and its scalar tail
-    by different routes, so ``pow_`` gives other last bits when the thread count moves the tails.
-    """
+    """(a b^T / d + 1)^3 for float64 torch tensors, in place after the one matrix product."""
     k = a @ b.T
-    k.div_(a.shape[1]).add_(1.0)
-    return k.mul_(k.square())
-
-
-def _total(k) -> float:
-    """Sum of a 2D numpy or torch matrix as row sums, then their sum: the same bits at any thread count.
-
-    torch splits one whole-matrix sum over its threads (other partial sums for another count); a sum
-    along rows is split over the rows instead, and each row is added up in one fixed order.
-    """
-    return float(k.sum(1).sum())
+    return k.div_(a.shape[1]).add_(1.0).pow_(3)
 
 
 def kid_subsets(n_ref: int, n_gen: int, *, num_subsets: int = 100, subset_size: int = 1000,
@@ -165,8 +151,7 @@ def kid_subsets(n_ref: int, n_gen: int, *, num_subsets: int = 100, subset_size: 
 def unbiased_mmd2(kxx, kyy, kxy) -> float:
     """Unbiased MMD^2 from the three kernel matrices (diagonals of Kxx, Kyy excluded); numpy or torch."""
     m = kxx.shape[0]
-    within = _total(kxx) - float(kxx.trace()) + _total(kyy) - float(kyy.trace())
-    return within / (m * (m - 1)) - 2.0 * _total(kxy) / (kxy.shape[0] * kxy.shape[1])
+    return float((kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace()) / (m * (m - 1)) - 2.0 * kxy.mean())
 
 
 def kernel_distance(reference, generated, *, num_subsets: int = 100, subset_size: int = 1000,
@@ -174,17 +159,14 @@ def kernel_distance(reference, generated, *, num_subsets: int = 100, subset_size
     """KD / KID (Binkowski et al. 2018): unbiased MMD^2, cubic polynomial kernel, over subsets.
 
     Returns (mean, std) over ``num_subsets`` subsets of size ``min(subset_size, N_ref, N_gen)``.
-    Kernels in float64 with torch (on ``device``, default CUDA when present): in-place kernel
-    arithmetic keeps the cost at the three matrix products per subset. On the CPU the products run
-    on one thread: MKL's small double products give other last bits at another thread count (seen
-    on an AMD EPYC with ``MKL_CBWR=AUTO,STRICT``), and KD must not depend on ``--threads``, the load
-    or the process (1.6x slower for 100 subsets of 1,000 x 2,048 on 2 cores: bench_metrics).
-    Lower is better.
+    Kernels in float64 with torch (on ``device``, default CUDA when present): its fused in-place
+    kernel arithmetic keeps the cost at the three matrix products per subset. Its bits depend on
+    torch's thread count (MKL's small double products); the suite runs it inside
+    ``threads.metric_blas``, which holds torch to one thread too. Lower is better.
     """
     import torch
 
     from ..features.base import pick_device
-    from ..threads import one_torch_thread
 
     x, y = pair(reference, generated, keep_float32=True)
     dev = pick_device(device)
@@ -192,12 +174,9 @@ def kernel_distance(reference, generated, *, num_subsets: int = 100, subset_size
     if len(x) == len(y) <= subset_size:
         # Every subset would be a permutation of both whole sets and the unbiased MMD^2 is
         # permutation invariant: all subsets give the same value, so compute it once (std 0).
-        with one_torch_thread(dev):
-            return _poly_mmd2(xt, yt), 0.0
+        return _poly_mmd2(xt, yt), 0.0
     subsets = kid_subsets(len(x), len(y), num_subsets=num_subsets, subset_size=subset_size, seed=seed)
-    with one_torch_thread(dev):
-        values = [_poly_mmd2(xt[torch.from_numpy(ix).to(dev)], yt[torch.from_numpy(iy).to(dev)])
-                  for ix, iy in subsets]
+    values = [_poly_mmd2(xt[torch.from_numpy(ix).to(dev)], yt[torch.from_numpy(iy).to(dev)]) for ix, iy in subsets]
     return float(np.mean(values)), float(np.std(values))
 
 
