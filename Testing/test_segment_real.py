@@ -127,12 +127,12 @@ def test_real_slices_keep_image_and_label_aligned_and_are_seeded():
 
 
 def _model(tmp_path: Path, name: str, channels: int, contrasts: tuple[str, ...],
-           largest_component: bool = False) -> SliceUNetSegmenter:
+           min_component_fraction: float | None = None) -> SliceUNetSegmenter:
     torch.manual_seed(0)
     net = build_unet({"in_channels": channels, "channels": (4, 8), "strides": (2,)})
     path = save_checkpoint(net, tmp_path / name, pixel_mm=2.0, roi=32, meta={}, contrasts=contrasts,
                            arch={"in_channels": channels, "channels": (4, 8), "strides": (2,)},
-                           largest_component=largest_component)
+                           min_component_fraction=min_component_fraction)
     return SliceUNetSegmenter(torch.load(path, weights_only=True), source=str(path), device="cpu")
 
 
@@ -168,22 +168,61 @@ def test_keep_largest_component_keeps_the_biggest_face_connected_island():
     assert not keep_largest_component(np.zeros((3, 4, 4))).any()
 
 
-def test_a_checkpoint_with_largest_component_reduces_its_masks(tmp_path, monkeypatch):
+def test_keep_large_components_keeps_every_island_of_at_least_the_fraction_of_the_largest():
+    from GenMedEvalLib.segment.postprocess import keep_large_components
+
+    mask = np.zeros((6, 12, 12), np.uint8)
+    mask[0:2, 8:12, 8:12] = 1  # 32 voxels: the largest
+    mask[1:4, 1:4, 1:4] = 1  # 27 voxels (0.84 of the largest)
+    mask[5, 0:4, 8:10] = 1  # 8 voxels (0.25)
+    mask[5, 10, 0] = 1  # 1 voxel (0.03)
+    sizes = {f: int(keep_large_components(mask, f).sum()) for f in (0.02, 0.1, 0.25, 0.5, 0.9, 1.0)}
+    assert sizes == {0.02: 68, 0.1: 67, 0.25: 67, 0.5: 59, 0.9: 32, 1.0: 32}
+    assert keep_large_components(mask, 0.5)[1:4, 1:4, 1:4].all() and not keep_large_components(mask, 0.5)[5].any()
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="min_fraction"):
+            keep_large_components(mask, bad)
+
+
+def test_an_island_larger_than_the_tumour_no_longer_removes_it():
+    """The failure that replaced the largest-component rule: on a BraTS fold a false-positive island
+    (24,999 voxels) outgrew the tumour's component (22,944) and the largest-component rule dropped the tumour."""
+    from GenMedEvalLib.segment.postprocess import keep_large_components, keep_largest_component
+
+    truth = np.zeros((10, 30, 30), np.uint8)
+    truth[2:8, 3:12, 3:12] = 1  # the tumour: 486 voxels
+    pred = truth.copy()
+    pred[2:8, 18:28, 18:27] = 1  # a false-positive island of 540 voxels
+    pred[0, 0, 20:23] = 1  # a speck of 3 voxels
+    assert not keep_largest_component(pred)[truth > 0].any()  # the tumour is gone
+    kept = keep_large_components(pred, 0.1)
+    assert kept[truth > 0].all() and not kept[0].any()
+    assert dice_score(kept, truth) == pytest.approx((2 * 486 + 1) / (486 + 486 + 540 + 1))  # smoothed Dice
+
+
+def test_a_checkpoint_with_a_component_rule_applies_it_to_its_masks(tmp_path, monkeypatch):
     from scipy import ndimage
 
     plain = _model(tmp_path, "plain.pt", 1, ANY_CONTRAST)
-    reduced = _model(tmp_path, "lcc.pt", 1, ANY_CONTRAST, largest_component=True)
-    assert reduced.largest_component and not plain.largest_component
-    assert "largest_component" not in torch.load(tmp_path / "plain.pt", weights_only=True)  # old files read as before
+    reduced = _model(tmp_path, "rule.pt", 1, ANY_CONTRAST, min_component_fraction=0.3)
+    assert reduced.min_component_fraction == 0.3 and plain.min_component_fraction is None
+    assert "min_component_fraction" not in torch.load(tmp_path / "plain.pt", weights_only=True)
+    legacy = torch.load(tmp_path / "plain.pt", weights_only=True)
+    legacy["largest_component"] = True  # the earlier format's key reads as the largest component alone
+    assert SliceUNetSegmenter(legacy, source="legacy.pt", device="cpu").min_component_fraction == 1.0
+    legacy["min_component_fraction"] = 0.0
+    with pytest.raises(InputError, match="min_component_fraction must be in"):
+        SliceUNetSegmenter(legacy, source="legacy.pt", device="cpu")
     prob = np.zeros((4, 16, 16), np.float32)
     prob[1:3, 2:8, 2:8] = 0.9  # 72 voxels
-    prob[1:3, 11:14, 11:14] = 0.8  # 18 voxels: a false-positive island
+    prob[1:3, 11:14, 11:14] = 0.8  # 18 voxels (0.25 of the largest): dropped at 0.3
+    prob[3, 11:16, 0:5] = 0.7  # 25 voxels (0.35): kept
     for seg in (plain, reduced):
         monkeypatch.setattr(seg, "probabilities", lambda image, spacing: prob)
     image = np.ones((4, 16, 16), np.float32)
-    both, one = plain.segment(image, (1.0, 1.0, 1.0)), reduced.segment(image, (1.0, 1.0, 1.0))
-    assert ndimage.label(both)[1] == 2 and int(both.sum()) == 90
-    assert ndimage.label(one)[1] == 1 and int(one.sum()) == 72 and one[1:3, 2:8, 2:8].all()
+    both, some = plain.segment(image, (1.0, 1.0, 1.0)), reduced.segment(image, (1.0, 1.0, 1.0))
+    assert ndimage.label(both)[1] == 3 and int(both.sum()) == 115
+    assert ndimage.label(some)[1] == 2 and int(some.sum()) == 97 and not some[1:3, 11:14, 11:14].any()
 
 
 def test_single_contrast_model_reads_the_preferred_contrast(tmp_path):
@@ -208,11 +247,11 @@ def test_pool_training_cli_path_is_seeded_and_respects_holdout(tmp_path):
     x, y = single.batch(4, 32, np.random.default_rng(0))
     assert x.shape == (4, 1, 32, 32) and y.shape == (4, 1, 32, 32)
     paths = [train_segmenter(tmp_path / f"{n}.pt", mixture=sampler, steps=2, batch=2, roi=32, seed=4, threshold=0.5,
-                             largest_component=n == "b")[0] for n in ("a", "b")]
+                             min_component_fraction=0.1 if n == "b" else None)[0] for n in ("a", "b")]
     a, b = (torch.load(p, weights_only=True) for p in paths)
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert a["contrasts"] == ["flair", "t1c"] and a["arch"]["in_channels"] == 2
-    assert b["largest_component"] is True and "largest_component" not in a
+    assert b["min_component_fraction"] == 0.1 and "min_component_fraction" not in a
 
 
 BRATS = SHARED / "brats" / "pat0005"
@@ -228,7 +267,7 @@ def test_shipped_pair_routes_a_brats_case_to_the_flair_t1c_model_and_finds_its_t
     case = load_real_case(BRATS)
     router = load_segmenter()
     assert router.pick(list(case.contrasts)) is router.multi
-    assert router.multi.largest_component and not router.single.largest_component  # chosen by the LOO study
+    assert router.multi.min_component_fraction == 0.1 and router.single.min_component_fraction is None
     both = dice_score(router.segment_contrasts(case.contrasts, case.spacing_zyx), case.mask)
     alone = dice_score(router.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx), case.mask)
     assert both >= 0.7 and alone < 0.3

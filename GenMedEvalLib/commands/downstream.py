@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import add_execution_options, at_least
+from . import add_execution_options, at_least, fraction
 
 ORDER = 40
 
@@ -47,9 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", default="",
                    help="with --data: case folder names (comma-separated) left out of training; their Dice is printed")
     p.add_argument("--pool", type=Path, default=None, help="with --data: file caching the drawn slice pool")
-    p.add_argument("--largest-component", action="store_true",
-                   help="the model's masks keep only their largest connected component (switch it on when it "
-                        "raises the leave-one-case-out Dice, as for the shipped FLAIR + T1c model)")
+    rule = p.add_mutually_exclusive_group()
+    rule.add_argument("--min-component-fraction", type=fraction, default=None, metavar="F",
+                      help="the model's masks drop connected components smaller than F (0 < F <= 1) times the "
+                           "largest (the shipped FLAIR + T1c model: 0.1; default: keep the whole mask)")
+    rule.add_argument("--largest-component", dest="min_component_fraction", action="store_const", const=1.0,
+                      help="the model's masks keep only their largest connected component (= "
+                           "--min-component-fraction 1)")
     add_execution_options(p, trust=False, overwrite="replace an existing weights file")
     p.set_defaults(func=run_train_segmenter)
 
@@ -199,7 +203,8 @@ def run_train_segmenter(args: argparse.Namespace) -> int:
     validation = cohort_cases(args.validation_cases, args.seed + 2)
     path, log = train_segmenter(args.out, cases=cases, steps=args.steps, batch=args.batch, seed=args.seed,
                                 command=_command_line(), device=args.device, validation=validation,
-                                on_step=_log_every(500), largest_component=args.largest_component)
+                                on_step=_log_every(500),
+                                min_component_fraction=args.min_component_fraction)
     print(f"segmenter -> {path} ({log.seconds:.0f} s, final loss {log.losses[-1]:.3f}); threshold tuned on "
           f"{args.validation_cases} validation cases (seed {args.seed + 2})")
     return 0
@@ -222,7 +227,7 @@ def _train_segmenter_on_data(args: argparse.Namespace) -> int:
     path, log = train_segmenter(args.out, mixture=sampler, steps=args.steps, batch=args.batch, seed=args.seed,
                                 threshold=0.5, command=_command_line(), device=args.device,
                                 on_step=_log_every(500), extra_meta={"holdout": list(holdout)},
-                                largest_component=args.largest_component)
+                                min_component_fraction=args.min_component_fraction)
     print(f"segmenter -> {path} ({log.seconds:.0f} s, final loss {log.losses[-1]:.3f})")
     for name, dice in heldout_dice(path, [f for f in folders if f.name in holdout], channels).items():
         print(f"  held-out {name}: Dice {dice:.3f}")

@@ -6,8 +6,8 @@ slices resampled to a fixed pixel size sees the same thing on both. Why 2 mm: th
 built at 2 mm, a tumour of 10-35 mm spans 5-18 pixels, and the net trains on this CPU in minutes.
 Slices are tiled with MONAI's sliding-window inferer at the training crop size (a slice no larger
 than one tile goes through whole, padded to a multiple of 16), so any matrix size works. Slices
-without tissue are skipped (probability 0). A checkpoint may ask for its mask to be reduced to the
-largest connected component (``largest_component``; ``postprocess.py``).
+without tissue are skipped (probability 0). A checkpoint may ask for its mask's small connected
+components to be dropped (``min_component_fraction``; ``postprocess.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import Segmenter, check_output
-from .postprocess import keep_largest_component
+from .postprocess import keep_large_components
 from .slices import from_slices, in_plane_spacing, resampled_shape, resize_slices, slice_axis
 
 CHECKPOINT_FORMAT = "genmedeval-segmenter/1"
@@ -41,12 +41,13 @@ def build_unet(arch: dict[str, Any] | None = None):
 
 def save_checkpoint(net, path: str | Path, *, pixel_mm: float, roi: int, meta: dict[str, Any],
                     arch: dict[str, Any] | None = None, threshold: float = 0.5,
-                    contrasts: tuple[str, ...] = ANY_CONTRAST, largest_component: bool = False) -> Path:
+                    contrasts: tuple[str, ...] = ANY_CONTRAST, min_component_fraction: float | None = None) -> Path:
     """Write the weights and everything needed to rebuild and apply them, atomically.
 
     ``contrasts``: the contrasts the input channels hold, in order (a one-channel model: the
-    preference order among the contrasts a case has). ``largest_component``: the model's masks
-    keep only their largest connected component.
+    preference order among the contrasts a case has). ``min_component_fraction``: the model's
+    masks keep only the connected components of at least this fraction of the largest (1: the
+    largest alone; None: the whole mask).
     """
     import torch
 
@@ -55,11 +56,20 @@ def save_checkpoint(net, path: str | Path, *, pixel_mm: float, roi: int, meta: d
     payload = {"format": CHECKPOINT_FORMAT, "arch": {k: list(v) if isinstance(v, tuple) else v
                                                        for k, v in {**DEFAULT_ARCH, **(arch or {})}.items()},
                "pixel_mm": float(pixel_mm), "roi": int(roi), "threshold": float(threshold), "meta": meta,
-               "contrasts": list(contrasts), **({"largest_component": True} if largest_component else {}),
+               "contrasts": list(contrasts), **({"min_component_fraction": float(min_component_fraction)}
+                                                    if min_component_fraction is not None else {}),
                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def component_rule(payload: dict[str, Any]) -> float | None:
+    """The checkpoint's ``min_component_fraction`` (None: keep the whole mask); files of the earlier
+    format that say ``largest_component`` read as 1 (the largest component alone)."""
+    if "min_component_fraction" in payload:
+        return float(payload["min_component_fraction"])
+    return 1.0 if payload.get("largest_component") else None
 
 
 def is_checkpoint(payload: Any) -> bool:
@@ -86,7 +96,10 @@ class SliceUNetSegmenter(Segmenter):
         self.whole_slice_limit = self.roi
         self.in_channels = int({**DEFAULT_ARCH, **(payload.get("arch") or {})}["in_channels"])
         self.contrasts = tuple(payload.get("contrasts", ANY_CONTRAST))
-        self.largest_component = bool(payload.get("largest_component", False))
+        self.min_component_fraction = component_rule(payload)
+        if self.min_component_fraction is not None and not 0.0 < self.min_component_fraction <= 1.0:
+            raise InputError(f"min_component_fraction must be in (0, 1], the file says {self.min_component_fraction}",
+                             source)
         self.net = build_unet(payload["arch"])
         try:
             self.net.load_state_dict(payload["state_dict"])
@@ -136,7 +149,9 @@ class SliceUNetSegmenter(Segmenter):
 
     def _predict(self, image01: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
         mask = (self.probabilities(image01, spacing_zyx) >= self.threshold).astype(np.uint8)
-        return keep_largest_component(mask) if self.largest_component else mask
+        if self.min_component_fraction is None:
+            return mask
+        return keep_large_components(mask, self.min_component_fraction)
 
     def reads(self, available: Sequence[str]) -> bool:
         """True when a case with contrasts ``available`` has every contrast this model needs."""

@@ -272,12 +272,14 @@ def train_segmenter(out: str | Path, *, cases: TrainingCases | None = None, step
                     validation: TrainingCases | None = None,
                     on_step: Callable[[int, float], None] | None = None,
                     mixture: PoolSampler | None = None, threshold: float | None = None,
-                    extra_meta: dict | None = None, largest_component: bool = False) -> tuple[Path, TrainingLog]:
+                    extra_meta: dict | None = None,
+                    min_component_fraction: float | None = None) -> tuple[Path, TrainingLog]:
     """Train the U-Net for ``steps`` batches and save it with its recipe to ``out``.
 
     Batches come from ``mixture`` (a ``PoolSampler`` over real, synthetic and cohort slices; its
     channels and contrasts go into the checkpoint) or, without one, from the cohort ``cases`` alone.
-    ``largest_component``: the saved model keeps only the largest connected component of its masks.
+    ``min_component_fraction``: the saved model drops its masks' connected components smaller than
+    this fraction of the largest (``postprocess.keep_large_components``; None keeps the whole mask).
     """
     import torch
     from monai.losses import DiceCELoss
@@ -327,7 +329,7 @@ def train_segmenter(out: str | Path, *, cases: TrainingCases | None = None, step
     contrasts = mixture.contrasts if mixture is not None else ANY_CONTRAST
     return save_checkpoint(net.cpu(), out, pixel_mm=pixel_mm, roi=roi, meta=meta, threshold=threshold,
                            arch={"in_channels": in_channels}, contrasts=contrasts,
-                           largest_component=largest_component), log
+                           min_component_fraction=min_component_fraction), log
 
 
 #: batch shares per source: the multi-contrast model never sees cohort slices (T1 only)
