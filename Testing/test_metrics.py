@@ -54,11 +54,31 @@ def test_kid_matches_direct_unbiased_mmd_on_same_subsets():
     assert std == pytest.approx(np.std(values), rel=1e-8)
 
 
-def test_kid_bits_do_not_depend_on_the_torch_thread_count():
-    """MKL's small double products differ in their last bits between thread counts (seen on AMD EPYC):
-    metric arithmetic (``metric_blas``, as the suite runs it) holds torch to one thread, so 1, 2 or 3
-    threads give the same value, and the pool is restored."""
+def test_cubic_kernel_sum_matches_the_kernel_matrix_in_numpy_and_torch():
+    """The dot-product form of the kernel sum (KD's whole cost) against the kernel matrix written out,
+    on both back ends (numpy on the CPU, torch on a GPU; torch checked here on CPU tensors)."""
     import torch
+
+    from GenMedEvalLib.metrics.distance import cubic_kernel_sum, poly_mmd2
+
+    a, b = feats(70, 12, seed=1).astype(np.float64) * 2, feats(60, 12, shift=0.3, seed=2).astype(np.float64)
+    k = lambda p, q: (p @ q.T / 12 + 1) ** 3  # noqa: E731
+    full, within = k(a, b).sum(), k(a, a).sum() - np.trace(k(a, a))
+    direct = within / (70 * 69) + (k(b, b).sum() - np.trace(k(b, b))) / (60 * 59) - 2 * full / (70 * 60)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    for x, y in ((a, b), (ta, tb)):
+        assert cubic_kernel_sum(x, y) == pytest.approx(full, rel=1e-13)
+        assert cubic_kernel_sum(x, x, off_diagonal=True) == pytest.approx(within, rel=1e-13)
+        assert poly_mmd2(x, y) == pytest.approx(direct, rel=1e-11)
+    assert poly_mmd2(a, b) == pytest.approx(poly_mmd2(ta, tb), rel=1e-12)
+
+
+def test_kid_bits_do_not_depend_on_the_thread_counts():
+    """Small double products differ in their last bits between thread counts (MKL's, seen on AMD EPYC), and a
+    threaded dot product sums in another order: metric arithmetic (``metric_blas``, as the suite runs it) holds
+    BLAS and torch to one thread, so 1, 2 or 3 threads outside give the same value, and the pools are restored."""
+    import torch
+    from threadpoolctl import threadpool_limits
 
     from GenMedEvalLib.threads import metric_blas
 
@@ -68,7 +88,7 @@ def test_kid_bits_do_not_depend_on_the_torch_thread_count():
     try:
         for threads in (1, 2, 3):
             torch.set_num_threads(threads)
-            with metric_blas():
+            with threadpool_limits(threads), metric_blas():
                 values.append(M.kernel_distance(x, y, num_subsets=3, subset_size=300, seed=1))
             assert torch.get_num_threads() == threads
     finally:

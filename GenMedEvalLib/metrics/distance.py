@@ -134,10 +134,26 @@ def fd_infinity(reference, generated, *, num_points: int = 15, seed: int = 0) ->
     return float(coef[0])
 
 
-def _poly_kernel(a, b):
-    """(a b^T / d + 1)^3 for float64 torch tensors, in place after the one matrix product."""
+def cubic_kernel_sum(a, b, *, off_diagonal: bool = False) -> float:
+    """Sum of the cubic polynomial kernel (a b^T / d + 1)^3 over all pairs (a, b float64 numpy or torch).
+
+    ``off_diagonal``: a is b, and the pairs of a sample with itself are left out (unbiased MMD^2).
+    Computed as sum((a b^T + d)^3) / d^3, the sum of cubes as one dot product of k * k with k: one
+    matrix product, two passes over the kernel matrix and a BLAS dot, so a subset costs about its
+    matrix product (``Testing/benchmarks/bench_metrics.py``).
+    """
+    d = a.shape[1]
     k = a @ b.T
-    return k.div_(a.shape[1]).add_(1.0).pow_(3)
+    k += d
+    square = k * k
+    if isinstance(k, np.ndarray):
+        total = float(np.vdot(square, k))
+    else:
+        total = float(square.reshape(-1).dot(k.reshape(-1)))
+    if off_diagonal:
+        diag = k.diagonal()
+        total -= float((diag * diag * diag).sum())
+    return total / float(d) ** 3
 
 
 def kid_subsets(n_ref: int, n_gen: int, *, num_subsets: int = 100, subset_size: int = 1000,
@@ -148,41 +164,48 @@ def kid_subsets(n_ref: int, n_gen: int, *, num_subsets: int = 100, subset_size: 
     return [(rng.choice(n_ref, m, replace=False), rng.choice(n_gen, m, replace=False)) for _ in range(num_subsets)]
 
 
-def unbiased_mmd2(kxx, kyy, kxy) -> float:
-    """Unbiased MMD^2 from the three kernel matrices (diagonals of Kxx, Kyy excluded); numpy or torch."""
-    m = kxx.shape[0]
-    return float((kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace()) / (m * (m - 1)) - 2.0 * kxy.mean())
-
-
 def kernel_distance(reference, generated, *, num_subsets: int = 100, subset_size: int = 1000,
                     seed: int = 0, device: str | None = None) -> tuple[float, float]:
     """KD / KID (Binkowski et al. 2018): unbiased MMD^2, cubic polynomial kernel, over subsets.
 
     Returns (mean, std) over ``num_subsets`` subsets of size ``min(subset_size, N_ref, N_gen)``.
-    Kernels in float64 with torch (on ``device``, default CUDA when present): its fused in-place
-    kernel arithmetic keeps the cost at the three matrix products per subset. Its bits depend on
-    torch's thread count (MKL's small double products); the suite runs it inside
-    ``threads.metric_blas``, which holds torch to one thread too. Lower is better.
+    Kernels in float64: with numpy on the CPU (its BLAS; the suite runs every metric inside
+    ``threads.metric_blas``, one BLAS thread, so the bits do not depend on ``--threads``), with
+    torch on a GPU (``device``, default CUDA when present). Lower is better.
     """
-    import torch
-
     from ..features.base import pick_device
 
     x, y = pair(reference, generated, keep_float32=True)
     dev = pick_device(device)
-    xt, yt = (torch.from_numpy(f).to(dev, torch.float64) for f in (x, y))
+    if not str(dev).startswith("cpu"):
+        import torch
+
+        x, y = (torch.from_numpy(f).to(dev, torch.float64) for f in (x, y))
     if len(x) == len(y) <= subset_size:
         # Every subset would be a permutation of both whole sets and the unbiased MMD^2 is
         # permutation invariant: all subsets give the same value, so compute it once (std 0).
-        return _poly_mmd2(xt, yt), 0.0
+        return poly_mmd2(_rows(x, np.arange(len(x))), _rows(y, np.arange(len(y)))), 0.0
     subsets = kid_subsets(len(x), len(y), num_subsets=num_subsets, subset_size=subset_size, seed=seed)
-    values = [_poly_mmd2(xt[torch.from_numpy(ix).to(dev)], yt[torch.from_numpy(iy).to(dev)]) for ix, iy in subsets]
+    values = [poly_mmd2(_rows(x, ix), _rows(y, iy)) for ix, iy in subsets]
     return float(np.mean(values)), float(np.std(values))
 
 
-def _poly_mmd2(a, b) -> float:
-    """Unbiased MMD^2 of two float64 torch sets under the cubic polynomial kernel."""
-    return unbiased_mmd2(_poly_kernel(a, a), _poly_kernel(b, b), _poly_kernel(a, b))
+def _rows(features, index: np.ndarray):
+    """The rows ``index`` of a numpy array (as float64: converting a subset is cheaper than a whole
+    set's fresh float64 copy) or of a torch tensor (indexed on its device)."""
+    if isinstance(features, np.ndarray):
+        return features[index].astype(np.float64)
+    import torch
+
+    return features[torch.from_numpy(index).to(features.device)]
+
+
+def poly_mmd2(a, b) -> float:
+    """Unbiased MMD^2 of two float64 sets (numpy or torch) under the cubic polynomial kernel."""
+    m, n = len(a), len(b)
+    within = (cubic_kernel_sum(a, a, off_diagonal=True) / (m * (m - 1))
+              + cubic_kernel_sum(b, b, off_diagonal=True) / (n * (n - 1)))
+    return within - 2.0 * cubic_kernel_sum(a, b) / (m * n)
 
 
 def mmd_rbf(reference, generated, *, sigma: float = 10.0, scale: float = 1000.0) -> float:
