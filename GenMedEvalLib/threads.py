@@ -87,8 +87,9 @@ def metric_blas():
     """A context in which numpy's and scipy's BLAS and torch's CPU pool run on one thread: metric values
     bit-identical whatever ``--threads``, the machine's load or the process (Dask worker or not).
 
-    torch counts too: MKL's small double products (KD's kernels) give other last bits at another
-    thread count (seen on an AMD EPYC even with ``MKL_CBWR=AUTO,STRICT``)."""
+    torch counts too: metrics that run torch on the CPU (FLS's float64 ``cdist``) go through MKL,
+    whose small double products give other last bits at another thread count (seen on an AMD EPYC
+    even with ``MKL_CBWR=AUTO,STRICT``)."""
     import scipy.linalg  # noqa: F401 - scipy's own OpenBLAS must be loaded for the limit to reach it
     import torch
     from threadpoolctl import threadpool_limits

@@ -184,15 +184,17 @@ def kernel_distance(reference, generated, *, num_subsets: int = 100, subset_size
     if len(x) == len(y) <= subset_size:
         # Every subset would be a permutation of both whole sets and the unbiased MMD^2 is
         # permutation invariant: all subsets give the same value, so compute it once (std 0).
-        return poly_mmd2(_rows(x, np.arange(len(x))), _rows(y, np.arange(len(y)))), 0.0
+        return poly_mmd2(_rows(x), _rows(y)), 0.0
     subsets = kid_subsets(len(x), len(y), num_subsets=num_subsets, subset_size=subset_size, seed=seed)
     values = [poly_mmd2(_rows(x, ix), _rows(y, iy)) for ix, iy in subsets]
     return float(np.mean(values)), float(np.std(values))
 
 
-def _rows(features, index: np.ndarray):
-    """The rows ``index`` of a numpy array (as float64: converting a subset is cheaper than a whole
-    set's fresh float64 copy) or of a torch tensor (indexed on its device)."""
+def _rows(features, index: np.ndarray | None = None):
+    """The rows ``index`` (None: all) of a numpy array, as float64 (converting a subset is cheaper than
+    a whole set's fresh float64 copy), or of a float64 torch tensor, indexed on its device."""
+    if index is None:
+        return features.astype(np.float64) if isinstance(features, np.ndarray) else features
     if isinstance(features, np.ndarray):
         return features[index].astype(np.float64)
     import torch
