@@ -335,6 +335,8 @@ def parameter_cases(corpus) -> list[dict]:
         ("train-segmenter --batch -1", ["train-segmenter", "--out", root / "out" / "t3.pt", "--batch", "-1"], "--batch"),
         ("train-segmenter --min-component-fraction 0", ["train-segmenter", "--out", root / "out" / "t7.pt",
                                                         "--min-component-fraction", "0"], "--min-component-fraction"),
+        ("train-segmenter --reclip 1.5", ["train-segmenter", "--out", root / "out" / "t9.pt", "--reclip", "1.5"],
+         "--reclip"),
         ("train-segmenter two component rules", ["train-segmenter", "--out", root / "out" / "t8.pt", "--largest-component",
                                                  "--min-component-fraction", "0.2"], "not allowed with"),
         ("train-quality --cases 0", ["train-quality", "--out", root / "out" / "t4.pt", "--cases", "0"], "--cases"),

@@ -114,6 +114,31 @@ def test_field_of_view_cut_blanks_image_and_label_beyond_one_line():
             assert row.max() - row.min() + 1 == len(row)
 
 
+def test_reclip_ceiling_saturates_each_channel_at_a_drawn_ceiling_and_rescales():
+    from GenMedEvalLib.segment.train import reclip_ceiling
+
+    ramp = np.broadcast_to(np.linspace(0, 1, 101, dtype=np.float32), (2, 101, 101)).copy()
+    assert reclip_ceiling(ramp, 0.0, np.random.default_rng(0)) is ramp  # off: the slice itself
+    a = reclip_ceiling(ramp, 1.0, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, reclip_ceiling(ramp, 1.0, np.random.default_rng(5)))  # seeded
+    assert ramp.max() == 1 and ramp[0, 0, 50] == np.float32(0.5)  # input untouched
+    for c in range(2):
+        row = a[c, 0]
+        saturated = np.isclose(row, 1.0)
+        ceiling = ramp[c, 0][saturated].min()  # the first input value mapped to 1
+        assert 0.6 <= ceiling < 1.0
+        # below the ceiling the channel is the input divided by the ceiling: contrast stretched, order kept
+        below = ~saturated
+        np.testing.assert_allclose(row[below], ramp[c, 0][below] / ramp[c, 0][below].max() * row[below].max(),
+                                   rtol=1e-5)
+        assert np.all(np.diff(row) >= 0) and row.min() == 0
+    ceilings = {float(ramp[0, 0][np.isclose(reclip_ceiling(ramp, 1.0, np.random.default_rng(s))[c, 0], 1.0)].min())
+                for s in range(6) for c in range(2)}
+    assert len(ceilings) > 6  # a fresh ceiling per channel and draw, not one fixed level
+    changed = [not np.array_equal(reclip_ceiling(ramp, 0.5, np.random.default_rng(s))[0], ramp[0]) for s in range(400)]
+    assert 0.42 < np.mean(changed) < 0.58  # the probability is honoured (p = 0.5, 400 draws: sd 0.025)
+
+
 def test_real_slices_keep_image_and_label_aligned_and_are_seeded():
     case = _toy_case()
     a = real_slice(case, np.random.default_rng(1), ("flair", "t1c"), 32, pixel_mm=1.0, tumour_fraction=1.0)
@@ -252,6 +277,12 @@ def test_pool_training_cli_path_is_seeded_and_respects_holdout(tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert a["contrasts"] == ["flair", "t1c"] and a["arch"]["in_channels"] == 2
     assert b["min_component_fraction"] == 0.1 and "min_component_fraction" not in a
+    assert a["meta"]["cases"]["reclip"] == 0.0
+    reclipped = pool_sampler(pool, channels=2, holdout=("b",), reclip=1.0)
+    x0, _ = sampler.batch(64, 32, np.random.default_rng(2))
+    x1, _ = reclipped.batch(64, 32, np.random.default_rng(2))
+    assert reclipped.describe()["reclip"] == 1.0
+    assert np.isclose(x1, 1.0).mean() > 5 * np.isclose(x0, 1.0).mean()  # every channel saturated at a ceiling
 
 
 BRATS = SHARED / "brats" / "pat0005"
@@ -262,12 +293,15 @@ def test_shipped_pair_routes_a_brats_case_to_the_flair_t1c_model_and_finds_its_t
     """pat0005 is a training case of the FLAIR + T1c model (its held-out Dice is in Resources/Models/README.md:
     the leave-one-case-out study); the one-contrast model, trained on synthetic brains only, misses it."""
     from GenMedEvalLib.segment import load_segmenter
+    from GenMedEvalLib.segment.loader import default_segmenter_path
     from GenMedEvalLib.segment.realdata import load_real_case
 
     case = load_real_case(BRATS)
     router = load_segmenter()
     assert router.pick(list(case.contrasts)) is router.multi
     assert router.multi.min_component_fraction == 0.1 and router.single.min_component_fraction is None
+    shipped = torch.load(default_segmenter_path().parent / "segmenter_flair_t1c.pt", weights_only=True)["meta"]
+    assert shipped["cases"]["reclip"] == 0.5 and "--reclip 0.5" in shipped["command"]  # the README's recipe
     both = dice_score(router.segment_contrasts(case.contrasts, case.spacing_zyx), case.mask)
     alone = dice_score(router.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx), case.mask)
     assert both >= 0.7 and alone < 0.3

@@ -53,6 +53,20 @@ def fraction(text: str) -> float:
 fraction.__name__ = "number in (0, 1]"
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number in [0, 1] (a probability, checked before any work)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1]")
+    return value
+
+
+probability.__name__ = "number in [0, 1]"
+
+
 def write_template(path, text: str, *, overwrite: bool, option: str, what: str) -> int:
     """Write a starting file (a default config, an example job) unless it would replace one silently; print where."""
     from ..io import write_text

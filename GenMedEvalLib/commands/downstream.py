@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import add_execution_options, at_least, fraction
+from . import add_execution_options, at_least, fraction, probability
 
 ORDER = 40
 
@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", default="",
                    help="with --data: case folder names (comma-separated) left out of training; their Dice is printed")
     p.add_argument("--pool", type=Path, default=None, help="with --data: file caching the drawn slice pool")
+    p.add_argument("--reclip", type=probability, default=0.0, metavar="P",
+                   help="with --data: probability (0..1) per channel of a training slice of clipping it at a lower "
+                        "intensity ceiling, as a 99th-percentile normalisation does when the tumour is small "
+                        "(default 0)")
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--min-component-fraction", type=fraction, default=None, metavar="F",
                       help="the model's masks drop connected components smaller than F (0 < F <= 1) times the "
@@ -223,7 +227,8 @@ def _train_segmenter_on_data(args: argparse.Namespace) -> int:
     unknown = sorted(set(holdout) - {f.name for f in folders})
     if unknown:
         raise ParameterError(f"--holdout names no case folder of {args.data}: {', '.join(unknown)}")
-    sampler = pool_sampler(pool_for(args.data, cache=args.pool), channels=channels, holdout=holdout)
+    sampler = pool_sampler(pool_for(args.data, cache=args.pool), channels=channels, holdout=holdout,
+                           reclip=args.reclip)
     path, log = train_segmenter(args.out, mixture=sampler, steps=args.steps, batch=args.batch, seed=args.seed,
                                 threshold=0.5, command=_command_line(), device=args.device,
                                 on_step=_log_every(500), extra_meta={"holdout": list(holdout)},

@@ -12,7 +12,7 @@ DEFAULT_SEGMENTER = "segmenter.pt"  # one contrast (T1c, FLAIR, T1 or T2: the fi
 MULTI_SEGMENTER = "segmenter_flair_t1c.pt"  # FLAIR + T1c cases
 # The shipped files' digests: a changed or corrupt file is refused (retraining: update them and Resources/Models/README.md).
 SEGMENTER_SHA256 = "ad4d2e6aa197c0c47f40d84bce8eb7c8d0108b94a5cf2852a77b2deca89b4c26"
-MULTI_SEGMENTER_SHA256 = "780c7e4aceb025f244edd403e1e6c2ba61836e30f779ea2abae1e09e39fe35f5"
+MULTI_SEGMENTER_SHA256 = "decd4211c13efd8fee1b1bbb845a15ac75b43a70a1ac4300e2134c48c43c62ba"
 
 
 def default_segmenter_path() -> Path:

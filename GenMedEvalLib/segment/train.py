@@ -207,16 +207,38 @@ def cut_field_of_view(image: np.ndarray, mask: np.ndarray, rng: np.random.Genera
     return np.where(cut, 0, image), np.where(cut, 0, mask)
 
 
+def reclip_ceiling(image: np.ndarray, probability: float, rng: np.random.Generator,
+                   low: float = 0.6) -> np.ndarray:
+    """``(C, H, W)`` slices whose channels, each with ``probability``, are clipped at a ceiling drawn from
+    U(``low``, 1) and rescaled to [0, 1].
+
+    Why: the 1st-99th percentile normalisation (SPEC 1) clips at the volume's 99th percentile. In a
+    skull-stripped BraTS volume that is the top ~6 % of the brain; when the tumour is a small share of the
+    brain, that ceiling falls in normal tissue, which then saturates with the tumour (pat0005's FLAIR: 55 % of
+    its saturated voxels are normal tissue, 2-5 % in the other three cases). This draws such ceilings.
+    """
+    if probability <= 0:
+        return image
+    out = image.copy()
+    for c in range(out.shape[0]):
+        if rng.random() < probability:
+            ceiling = rng.uniform(low, 1.0)
+            out[c] = np.minimum(out[c], ceiling) / ceiling
+    return out
+
+
 @dataclass
 class PoolSampler:
     """Batches from a ``SlicePool``: sources weighted, a random channel for one-channel models, flips, gamma,
-    and, with probability ``fov_cut``, a field of view cut by a straight line (``cut_field_of_view``)."""
+    with probability ``fov_cut`` a field of view cut by a straight line (``cut_field_of_view``), and with
+    probability ``reclip`` per channel a lower intensity ceiling (``reclip_ceiling``)."""
 
     pool: SlicePool
     channels: int
     weights: dict[str, float]
     pixel_mm: float = 2.0
     fov_cut: float = 0.3
+    reclip: float = 0.0
 
     @property
     def contrasts(self) -> tuple[str, ...]:
@@ -226,7 +248,8 @@ class PoolSampler:
     def describe(self) -> dict:
         """Sources and weights, for the checkpoint's metadata."""
         return {"sources": {k: int(len(v)) for k, v in self.pool.images.items() if k in self.weights},
-                "weights": self.weights, "contrasts": list(self.contrasts), "fov_cut": self.fov_cut}
+                "weights": self.weights, "contrasts": list(self.contrasts), "fov_cut": self.fov_cut,
+                "reclip": self.reclip}
 
     def batch(self, size: int, roi: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(B, C, roi, roi)`` images and ``(B, 1, roi, roi)`` masks."""
@@ -244,6 +267,7 @@ class PoolSampler:
             if rng.random() < 0.5:
                 x, y = x[:, :, ::-1], y[:, ::-1]
             x = np.clip(x, 0, None) ** rng.uniform(0.8, 1.25)
+            x = reclip_ceiling(x, self.reclip, rng)
             if rng.random() < self.fov_cut:
                 x, y = cut_field_of_view(x, y, rng)
             xs.append(x)
@@ -337,7 +361,8 @@ MULTI_WEIGHTS = {"real": 0.3, "synth": 0.7}
 SINGLE_WEIGHTS = {"real": 0.45, "synth": 0.35, "cohort": 0.20}
 
 
-def pool_sampler(pool: SlicePool, *, channels: int, holdout: tuple[str, ...] = ()) -> PoolSampler:
+def pool_sampler(pool: SlicePool, *, channels: int, holdout: tuple[str, ...] = (),
+                 reclip: float = 0.0) -> PoolSampler:
     """A sampler over ``pool`` without the held-out real cases, with the default source shares."""
     shares = SINGLE_WEIGHTS if channels == 1 else MULTI_WEIGHTS
     real = [k for k in pool.images if k.startswith("real:") and k[5:] not in holdout]
@@ -345,7 +370,7 @@ def pool_sampler(pool: SlicePool, *, channels: int, holdout: tuple[str, ...] = (
     weights["synth"] = shares["synth"]
     if "cohort" in shares and "cohort" in pool.images:
         weights["cohort"] = shares["cohort"]
-    return PoolSampler(pool, channels, weights, pool.pixel_mm)
+    return PoolSampler(pool, channels, weights, pool.pixel_mm, reclip=reclip)
 
 
 @dataclass(frozen=True)
