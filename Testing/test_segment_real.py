@@ -293,14 +293,14 @@ def test_shipped_pair_routes_a_brats_case_to_the_flair_t1c_model_and_finds_its_t
     """pat0005 is a training case of the FLAIR + T1c model (its held-out Dice is in Resources/Models/README.md:
     the leave-one-case-out study); the one-contrast model, trained on synthetic brains only, misses it."""
     from GenMedEvalLib.segment import load_segmenter
-    from GenMedEvalLib.segment.loader import default_segmenter_path
+    from GenMedEvalLib.segment.loader import MULTI_SEGMENTER, default_segmenter_path
     from GenMedEvalLib.segment.realdata import load_real_case
 
     case = load_real_case(BRATS)
     router = load_segmenter()
     assert router.pick(list(case.contrasts)) is router.multi
     assert router.multi.min_component_fraction == 0.1 and router.single.min_component_fraction is None
-    shipped = torch.load(default_segmenter_path().parent / "segmenter_flair_t1c.pt", weights_only=True)["meta"]
+    shipped = torch.load(default_segmenter_path().parent / MULTI_SEGMENTER, weights_only=True)["meta"]
     assert shipped["cases"]["reclip"] == 0.5 and "--reclip 0.5" in shipped["command"]  # the README's recipe
     both = dice_score(router.segment_contrasts(case.contrasts, case.spacing_zyx), case.mask)
     alone = dice_score(router.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx), case.mask)

@@ -39,32 +39,26 @@ def at_least(low: int):
     return parse
 
 
-def fraction(text: str) -> float:
-    """An argparse type: a number in (0, 1] (a share of something, checked before any work)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
-    return value
+def _unit_interval(*, open_low: bool):
+    """An argparse type: a number in (0, 1] (``open_low``) or [0, 1], checked before any work."""
+    interval = "(0, 1]" if open_low else "[0, 1]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (0.0 < value if open_low else 0.0 <= value) or not value <= 1.0:
+            raise argparse.ArgumentTypeError(f"{value} is not in {interval}")
+        return value
+    parse.__name__ = f"number in {interval}"
+    return parse
 
 
-fraction.__name__ = "number in (0, 1]"
-
-
-def probability(text: str) -> float:
-    """An argparse type: a number in [0, 1] (a probability, checked before any work)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1]")
-    return value
-
-
-probability.__name__ = "number in [0, 1]"
+#: a share of something: a number in (0, 1]
+fraction = _unit_interval(open_low=True)
+#: a probability: a number in [0, 1]
+probability = _unit_interval(open_low=False)
 
 
 def write_template(path, text: str, *, overwrite: bool, option: str, what: str) -> int:

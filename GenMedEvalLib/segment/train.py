@@ -213,9 +213,10 @@ def reclip_ceiling(image: np.ndarray, probability: float, rng: np.random.Generat
     U(``low``, 1) and rescaled to [0, 1].
 
     Why: the 1st-99th percentile normalisation (SPEC 1) clips at the volume's 99th percentile. In a
-    skull-stripped BraTS volume that is the top ~6 % of the brain; when the tumour is a small share of the
-    brain, that ceiling falls in normal tissue, which then saturates with the tumour (pat0005's FLAIR: 55 % of
-    its saturated voxels are normal tissue, 2-5 % in the other three cases). This draws such ceilings.
+    skull-stripped BraTS volume that lies in the top few per cent of the brain (pat0005: ~6 %); when the
+    tumour is a small share of the brain, that ceiling falls in normal tissue, which then saturates with the
+    tumour (pat0005's FLAIR: 55 % of its saturated voxels are normal tissue, 2-5 % in the other three
+    cases). This draws such ceilings.
     """
     if probability <= 0:
         return image
