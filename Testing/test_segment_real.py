@@ -161,13 +161,21 @@ def _model(tmp_path: Path, name: str, channels: int, contrasts: tuple[str, ...],
     return SliceUNetSegmenter(torch.load(path, weights_only=True), source=str(path), device="cpu")
 
 
-def test_router_sends_flair_t1c_cases_to_the_multi_contrast_model(tmp_path):
+def test_router_sends_flair_t1c_cases_to_the_multi_contrast_model_and_one_contrast_cases_by_contrast(tmp_path):
     multi = _model(tmp_path, "multi.pt", 2, ("flair", "t1c"))
     single = _model(tmp_path, "single.pt", 1, ANY_CONTRAST)
     router = ContrastRouter(multi, single)
     assert router.pick(["t1c", "flair"]) is multi
     assert router.pick(["t1c"]) is single and router.pick(["flair", "t2"]) is single
+    t1c, flair = _model(tmp_path, "t1c.pt", 1, ("t1c",)), _model(tmp_path, "flair.pt", 1, ("flair",))
+    routed = ContrastRouter(multi, single, {"flair": flair, "t1c": t1c})
+    assert routed.pick(["t1c", "flair"]) is multi
+    assert routed.pick(["t1c"]) is t1c and routed.pick(["t1", "t1c"]) is t1c and routed.pick(["flair", "t2"]) is flair
+    assert routed.pick(["t1"]) is single and routed.pick(["image"]) is single and routed.pick(["t2"]) is single
     case = _toy_case()
+    alone = routed.segment_contrasts({"t1": case.contrasts["flair"], "t1c": case.contrasts["t1c"]}, case.spacing_zyx)
+    np.testing.assert_array_equal(alone, t1c.segment(case.contrasts["t1c"], case.spacing_zyx))  # its contrast, not t1
+    assert not np.array_equal(alone, t1c.segment(case.contrasts["flair"], case.spacing_zyx))
     both = router.segment_contrasts(case.contrasts, case.spacing_zyx)
     expected = multi.segment_contrasts(case.contrasts, case.spacing_zyx)
     np.testing.assert_array_equal(both, expected)
@@ -285,13 +293,35 @@ def test_pool_training_cli_path_is_seeded_and_respects_holdout(tmp_path):
     assert np.isclose(x1, 1.0).mean() > 5 * np.isclose(x0, 1.0).mean()  # every channel saturated at a ceiling
 
 
+def test_a_named_contrast_sampler_feeds_that_channel_alone_without_cohort_slices(tmp_path):
+    from GenMedEvalLib.segment.train import SlicePool, pool_sampler, train_segmenter
+
+    rng = np.random.default_rng(0)
+    images = {k: np.stack([np.zeros((6, 32, 32)), np.ones((6, 32, 32))], axis=1).astype(np.float16)
+              for k in ("real:a", "synth", "cohort")}
+    masks = {k: np.zeros((6, 32, 32), np.uint8) for k in images}
+    pool = SlicePool(images, masks, ("flair", "t1c"))
+    t1c = pool_sampler(pool, channels=1, contrast="t1c")
+    assert "cohort" not in t1c.weights and t1c.contrasts == ("t1c",)
+    t1c.fov_cut = 0.0  # no blanked part: every pixel shows the channel read
+    x, _ = t1c.batch(32, 32, rng)
+    assert x.shape == (32, 1, 32, 32) and x.min() > 0.0  # channel 1 (ones) every time, never channel 0 (zeros)
+    flair = pool_sampler(pool, channels=1, contrast="flair")
+    assert np.abs(flair.batch(32, 32, rng)[0]).max() == 0.0
+    path = train_segmenter(tmp_path / "t1c.pt", mixture=t1c, steps=1, batch=2, roi=32, seed=0, threshold=0.5)[0]
+    assert torch.load(path, weights_only=True)["contrasts"] == ["t1c"]
+    with pytest.raises(ValueError, match="t2"):
+        pool_sampler(pool, channels=1, contrast="t2")
+
+
 BRATS = SHARED / "brats" / "pat0005"
 
 
 @pytest.mark.skipif(not BRATS.is_dir(), reason="../shared/data/real/brats/ is absent")
 def test_shipped_pair_routes_a_brats_case_to_the_flair_t1c_model_and_finds_its_tumour():
     """pat0005 is a training case of the FLAIR + T1c model (its held-out Dice is in Resources/Models/README.md:
-    the leave-one-case-out study); the one-contrast model, trained on synthetic brains only, misses it."""
+    the leave-one-case-out study); the demo cohort's one-contrast model, trained on synthetic brains only, misses
+    it."""
     from GenMedEvalLib.segment import load_segmenter
     from GenMedEvalLib.segment.loader import MULTI_SEGMENTER, default_segmenter_path
     from GenMedEvalLib.segment.realdata import load_real_case
@@ -303,8 +333,27 @@ def test_shipped_pair_routes_a_brats_case_to_the_flair_t1c_model_and_finds_its_t
     shipped = torch.load(default_segmenter_path().parent / MULTI_SEGMENTER, weights_only=True)["meta"]
     assert shipped["cases"]["reclip"] == 0.5 and "--reclip 0.5" in shipped["command"]  # the README's recipe
     both = dice_score(router.segment_contrasts(case.contrasts, case.spacing_zyx), case.mask)
-    alone = dice_score(router.segment_contrasts({"t1c": case.contrasts["t1c"]}, case.spacing_zyx), case.mask)
+    alone = dice_score(router.single.segment(case.contrasts["t1c"], case.spacing_zyx), case.mask)
     assert both >= 0.7 and alone < 0.3
+
+
+@pytest.mark.skipif(not BRATS.is_dir(), reason="../shared/data/real/brats/ is absent")
+@pytest.mark.parametrize("contrast, floor", [("t1c", 0.7), ("flair", 0.7)])
+def test_shipped_one_contrast_models_take_a_brats_case_without_its_other_contrast(contrast, floor):
+    """pat0004 with T1c alone or FLAIR alone goes to that contrast's real-scan model (trained on it: the held-out
+    figures are the leave-one-case-out table of Resources/Models/README.md), not to the demo cohort's model,
+    which misses it."""
+    from GenMedEvalLib.segment import load_segmenter
+    from GenMedEvalLib.segment.realdata import load_real_case
+
+    case = load_real_case(BRATS.parent / "pat0004")
+    router = load_segmenter()
+    model = router.pick([contrast])
+    assert model is router.real[contrast] and model.contrasts == (contrast,) and model.min_component_fraction == 0.1
+    assert "--reclip 0.5" in model.meta["command"] and f"--contrasts {contrast}" in model.meta["command"]
+    alone = dice_score(router.segment_contrasts({contrast: case.contrasts[contrast]}, case.spacing_zyx), case.mask)
+    cohort = dice_score(router.single.segment(case.contrasts[contrast], case.spacing_zyx), case.mask)
+    assert alone >= floor and cohort < 0.3
 
 
 def test_shipped_flair_t1c_model_is_verified_by_sha256(tmp_path, monkeypatch):
@@ -314,7 +363,7 @@ def test_shipped_flair_t1c_model_is_verified_by_sha256(tmp_path, monkeypatch):
 
     models = tmp_path / "Models"
     models.mkdir()
-    for name in ("segmenter.pt", "segmenter_flair_t1c.pt"):
+    for name in ("segmenter.pt", "segmenter_flair_t1c.pt", "segmenter_t1c.pt", "segmenter_flair.pt"):
         data = bytearray((default_segmenter_path().parent / name).read_bytes())
         if name == "segmenter_flair_t1c.pt":
             data[-100] ^= 0xFF

@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder of real case folders (FLAIR + T1c + label, e.g. BraTS): train on them together with "
                         "domain-randomised synthetic slices and cohort slices (the shipped models' recipe)")
     p.add_argument("--contrasts", default="any",
-                   help="with --data: 'any' (one-channel model for any single contrast, default) or 'flair,t1c'")
+                   help="with --data: 'any' (one-channel model for any single contrast, default), 'flair' or 't1c' "
+                        "(one-channel model of that contrast alone) or 'flair,t1c'")
     p.add_argument("--holdout", default="",
                    help="with --data: case folder names (comma-separated) left out of training; their Dice is printed")
     p.add_argument("--pool", type=Path, default=None, help="with --data: file caching the drawn slice pool")
@@ -219,16 +220,17 @@ def _train_segmenter_on_data(args: argparse.Namespace) -> int:
     from ..errors import ParameterError
     from ..segment.train import heldout_dice, pool_for, pool_sampler, train_segmenter, training_case_folders
 
-    if args.contrasts not in ("any", "flair,t1c"):
-        raise ParameterError(f"--contrasts must be 'any' or 'flair,t1c', got {args.contrasts!r}")
-    channels = 1 if args.contrasts == "any" else 2
+    if args.contrasts not in ("any", "flair,t1c", "flair", "t1c"):
+        raise ParameterError(f"--contrasts must be 'any', 'flair', 't1c' or 'flair,t1c', got {args.contrasts!r}")
+    channels = 2 if args.contrasts == "flair,t1c" else 1
+    contrast = args.contrasts if args.contrasts in ("flair", "t1c") else None
     folders = training_case_folders(args.data)
     holdout = tuple(h for h in args.holdout.split(",") if h)
     unknown = sorted(set(holdout) - {f.name for f in folders})
     if unknown:
         raise ParameterError(f"--holdout names no case folder of {args.data}: {', '.join(unknown)}")
     sampler = pool_sampler(pool_for(args.data, cache=args.pool), channels=channels, holdout=holdout,
-                           reclip=args.reclip)
+                           reclip=args.reclip, contrast=contrast)
     path, log = train_segmenter(args.out, mixture=sampler, steps=args.steps, batch=args.batch, seed=args.seed,
                                 threshold=0.5, command=_command_line(), device=args.device,
                                 on_step=_log_every(500), extra_meta={"holdout": list(holdout)},

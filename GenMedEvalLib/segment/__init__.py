@@ -1,7 +1,8 @@
 """Downstream segmentation: one ``Segmenter`` interface (a volume in, a binary tumour mask out).
 
-Built in: a MONAI 2D U-Net applied slice by slice (``builtin``), trained on the demo cohort by
-``genmedeval train-segmenter`` and shipped in ``Resources/Models/segmenter.pt``. Plug-ins: a
+Built in: MONAI 2D U-Nets applied slice by slice (``builtin``), trained by ``genmedeval train-segmenter``
+and shipped in ``Resources/Models/``: FLAIR + T1c, T1c alone and FLAIR alone (BraTS + synthetic slices) and
+the demo cohort's model, picked by the contrasts a case has (``builtin.ContrastRouter``). Plug-ins: a
 TorchScript file or a MONAI bundle directory (``plugins``), selected by path in ``load_segmenter``.
 """
 

@@ -28,6 +28,8 @@ DEFAULT_ARCH: dict[str, Any] = {"channels": (16, 32, 64, 128), "strides": (2, 2,
                                  "in_channels": 1}
 #: what a one-channel model reads: any single contrast (the first of these that a case has)
 ANY_CONTRAST = ("flair", "t1c", "t1", "t2")
+#: the contrasts with a shipped one-contrast model trained on real scans (BraTS), in routing order
+REAL_CONTRASTS = ("t1c", "flair")
 
 
 def build_unet(arch: dict[str, Any] | None = None):
@@ -175,21 +177,35 @@ class SliceUNetSegmenter(Segmenter):
 
 
 class ContrastRouter(Segmenter):
-    """The shipped pair: a multi-contrast model for cases that have its contrasts, else a one-contrast model."""
+    """The shipped models, picked by the contrasts a case has: the multi-contrast model when the case has all of its
+    contrasts, else a one-contrast model trained on real scans of the first ``REAL_CONTRASTS`` contrast the case has
+    (``real``: ``{contrast: model}``), else the demo cohort's one-contrast model (T1, T2, unnamed volumes)."""
 
-    def __init__(self, multi: SliceUNetSegmenter, single: SliceUNetSegmenter):
+    def __init__(self, multi: SliceUNetSegmenter, single: SliceUNetSegmenter,
+                 real: Mapping[str, SliceUNetSegmenter] | None = None):
         self.device = single.device
         self.multi, self.single = multi, single
-        self.name = f"{Path(single.name).name} + {Path(multi.name).name}"
+        self.real = {c: real[c] for c in REAL_CONTRASTS if real and c in real}
+        self.name = " + ".join(Path(m.name).name for m in (single, *self.real.values(), multi))
+
+    def route(self, available: Sequence[str]) -> tuple[SliceUNetSegmenter, str | None]:
+        """The model a case with contrasts ``available`` goes to and, for a real-scan model, the contrast it reads."""
+        if self.multi.reads(available):
+            return self.multi, None
+        for contrast, model in self.real.items():
+            if contrast in available:
+                return model, contrast
+        return self.single, None
 
     def pick(self, available: Sequence[str]) -> SliceUNetSegmenter:
         """The model that a case with contrasts ``available`` goes to."""
-        return self.multi if self.multi.reads(available) else self.single
+        return self.route(available)[0]
 
     def _predict(self, image01: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
         return self.single._predict(image01, spacing_zyx)
 
     def segment_contrasts(self, images: Mapping[str, np.ndarray],
                           spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
-        """Route the case by the contrasts it has."""
-        return self.pick(list(images)).segment_contrasts(images, spacing_zyx)
+        """Route the case by the contrasts it has (a real-scan model sees its own contrast alone)."""
+        model, contrast = self.route(list(images))
+        return model.segment_contrasts(images if contrast is None else {contrast: images[contrast]}, spacing_zyx)

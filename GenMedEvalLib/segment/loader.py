@@ -8,11 +8,18 @@ from pathlib import Path
 from ..errors import InputError, first_line
 from .base import Segmenter
 
-DEFAULT_SEGMENTER = "segmenter.pt"  # one contrast (T1c, FLAIR, T1 or T2: the first a case has)
+DEFAULT_SEGMENTER = "segmenter.pt"  # one contrast of the demo cohort's kind (T1, T2 or an unnamed volume)
 MULTI_SEGMENTER = "segmenter_flair_t1c.pt"  # FLAIR + T1c cases
+T1C_SEGMENTER = "segmenter_t1c.pt"  # T1c without FLAIR
+FLAIR_SEGMENTER = "segmenter_flair.pt"  # FLAIR without T1c
 # The shipped files' digests: a changed or corrupt file is refused (retraining: update them and Resources/Models/README.md).
 SEGMENTER_SHA256 = "ad4d2e6aa197c0c47f40d84bce8eb7c8d0108b94a5cf2852a77b2deca89b4c26"
 MULTI_SEGMENTER_SHA256 = "decd4211c13efd8fee1b1bbb845a15ac75b43a70a1ac4300e2134c48c43c62ba"
+T1C_SEGMENTER_SHA256 = "31058577d4d0b858cee15333f49078cf6fcb1b14e5af2c14292120efc70ce4b7"
+FLAIR_SEGMENTER_SHA256 = "035ab16b38e38a2b63a11329d53b02f7de9a82f5f8938034ae2f1ae3ff0e37fc"
+#: the shipped files by kind: (file name, SHA-256); ``t1c`` and ``flair`` are the real-scan one-contrast models
+SHIPPED = {"single": (DEFAULT_SEGMENTER, SEGMENTER_SHA256), "multi": (MULTI_SEGMENTER, MULTI_SEGMENTER_SHA256),
+           "t1c": (T1C_SEGMENTER, T1C_SEGMENTER_SHA256), "flair": (FLAIR_SEGMENTER, FLAIR_SEGMENTER_SHA256)}
 
 
 def default_segmenter_path() -> Path:
@@ -23,17 +30,19 @@ def default_segmenter_path() -> Path:
 
 
 def shipped_segmenter(kind: str = "single") -> Path:
-    """The shipped weights (``single`` or ``multi``) after checking their SHA-256; one line when missing or altered."""
+    """The shipped weights (``single``, ``multi``, ``t1c`` or ``flair``) after checking their SHA-256; one line when
+    missing or altered."""
     from ..features.weights import WeightsSpec, resolve_weights
 
-    name, digest = (DEFAULT_SEGMENTER, SEGMENTER_SHA256) if kind == "single" else (MULTI_SEGMENTER, MULTI_SEGMENTER_SHA256)
+    name, digest = SHIPPED[kind]
     spec = WeightsSpec(f"shipped segmenter ({kind})", name, digest)
     return resolve_weights(spec, cache=default_segmenter_path().parent, download=False)
 
 
 def shipped_segmenter_files() -> list[Path]:
-    """Both shipped files, verified: what a result made with the default segmenter depends on."""
-    return [shipped_segmenter("single"), shipped_segmenter("multi")]
+    """Every shipped file (single, multi, t1c, flair), verified: what a result made with the default segmenter
+    depends on."""
+    return [shipped_segmenter(kind) for kind in SHIPPED]
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -79,8 +88,11 @@ def load_segmenter(path: str | Path | None = None, *, device: str | None = None,
 
 
 def _shipped_pair(device: str | None) -> Segmenter:
-    """The default: the FLAIR + T1c model for cases that have both, the one-contrast model otherwise."""
+    """The default: the FLAIR + T1c model for cases that have both, a real-scan one-contrast model for cases with
+    T1c or FLAIR alone, the demo cohort's model otherwise."""
     from .builtin import ContrastRouter
 
-    single, multi = (load_segmenter(p, device=device) for p in shipped_segmenter_files())
-    return ContrastRouter(multi, single)  # type: ignore[arg-type]
+    models = {kind: load_segmenter(path, device=device) for kind, path in zip(SHIPPED, shipped_segmenter_files(),
+                                                                                 strict=True)}
+    return ContrastRouter(models["multi"], models["single"],  # type: ignore[arg-type]
+                          {"t1c": models["t1c"], "flair": models["flair"]})  # type: ignore[dict-item]

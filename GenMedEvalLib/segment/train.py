@@ -240,11 +240,14 @@ class PoolSampler:
     pixel_mm: float = 2.0
     fov_cut: float = 0.3
     reclip: float = 0.0
+    channel: int | None = None  # a one-channel model of one named contrast: its index in the pool's channels
 
     @property
     def contrasts(self) -> tuple[str, ...]:
-        """The checkpoint's contrasts: the pool's for a multi-channel model, any for one channel."""
-        return ANY_CONTRAST if self.channels == 1 else self.pool.contrasts
+        """The checkpoint's contrasts: the pool's for a multi-channel model, the named one or any for one channel."""
+        if self.channels > 1:
+            return self.pool.contrasts
+        return ANY_CONTRAST if self.channel is None else (self.pool.contrasts[self.channel],)
 
     def describe(self) -> dict:
         """Sources and weights, for the checkpoint's metadata."""
@@ -262,7 +265,7 @@ class PoolSampler:
             x = self.pool.images[source][i].astype(np.float32)
             y = self.pool.masks[source][i].astype(np.float32)
             if self.channels == 1:
-                x = x[rng.integers(len(x))][None]
+                x = x[rng.integers(len(x)) if self.channel is None else self.channel][None]
             k = int(rng.integers(4))
             x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
             if rng.random() < 0.5:
@@ -363,15 +366,22 @@ SINGLE_WEIGHTS = {"real": 0.45, "synth": 0.35, "cohort": 0.20}
 
 
 def pool_sampler(pool: SlicePool, *, channels: int, holdout: tuple[str, ...] = (),
-                 reclip: float = 0.0) -> PoolSampler:
-    """A sampler over ``pool`` without the held-out real cases, with the default source shares."""
-    shares = SINGLE_WEIGHTS if channels == 1 else MULTI_WEIGHTS
+                 reclip: float = 0.0, contrast: str | None = None) -> PoolSampler:
+    """A sampler over ``pool`` without the held-out real cases, with the default source shares.
+
+    ``contrast``: a one-channel model of that contrast alone (its real and synthetic channel of the pool, no
+    cohort T1 slices), instead of a random contrast per slice.
+    """
+    if contrast is not None and contrast not in pool.contrasts:
+        raise ValueError(f"the pool holds {', '.join(pool.contrasts)}, not {contrast}")
+    shares = SINGLE_WEIGHTS if channels == 1 and contrast is None else MULTI_WEIGHTS
     real = [k for k in pool.images if k.startswith("real:") and k[5:] not in holdout]
     weights = {k: shares["real"] / max(len(real), 1) for k in real}
     weights["synth"] = shares["synth"]
     if "cohort" in shares and "cohort" in pool.images:
         weights["cohort"] = shares["cohort"]
-    return PoolSampler(pool, channels, weights, pool.pixel_mm, reclip=reclip)
+    channel = pool.contrasts.index(contrast) if contrast is not None else None
+    return PoolSampler(pool, channels, weights, pool.pixel_mm, reclip=reclip, channel=channel)
 
 
 @dataclass(frozen=True)
@@ -437,7 +447,12 @@ def heldout_dice(path: str | Path, folders: list[Path], channels: int) -> dict[s
     out: dict[str, float] = {}
     for folder in folders:
         case = load_training_case(folder)
-        views = [tuple(case.contrasts)] if channels > 1 else [(c,) for c in case.contrasts]
+        if channels > 1:
+            views = [tuple(case.contrasts)]
+        elif seg.contrasts != ANY_CONTRAST:  # a model of one named contrast
+            views = [(c,) for c in seg.contrasts if c in case.contrasts]
+        else:
+            views = [(c,) for c in case.contrasts]
         for names in views:
             mask = seg.segment_contrasts({c: case.contrasts[c] for c in names}, case.spacing_zyx)
             out[f"{case.name}:{'+'.join(names)}"] = round(dice_score(mask, case.mask), 4)
