@@ -28,8 +28,6 @@ DEFAULT_ARCH: dict[str, Any] = {"channels": (16, 32, 64, 128), "strides": (2, 2,
                                  "in_channels": 1}
 #: what a one-channel model reads: any single contrast (the first of these that a case has)
 ANY_CONTRAST = ("flair", "t1c", "t1", "t2")
-#: the contrasts with a shipped one-contrast model trained on real scans (BraTS), in routing order
-REAL_CONTRASTS = ("t1c", "flair")
 
 
 def build_unet(arch: dict[str, Any] | None = None):
@@ -156,8 +154,11 @@ class SliceUNetSegmenter(Segmenter):
         return keep_large_components(mask, self.min_component_fraction)
 
     def reads(self, available: Sequence[str]) -> bool:
-        """True when a case with contrasts ``available`` has every contrast this model needs."""
-        return self.in_channels == 1 or all(c in available for c in self.contrasts)
+        """True when a case with contrasts ``available`` has what this model needs: every contrast of a multi-contrast
+        model, one of a named one-contrast model's, anything for an any-contrast model."""
+        if self.in_channels > 1:
+            return all(c in available for c in self.contrasts)
+        return self.contrasts == ANY_CONTRAST or any(c in available for c in self.contrasts)
 
     def segment_contrasts(self, images: Mapping[str, np.ndarray],
                           spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
@@ -178,34 +179,23 @@ class SliceUNetSegmenter(Segmenter):
 
 class ContrastRouter(Segmenter):
     """The shipped models, picked by the contrasts a case has: the multi-contrast model when the case has all of its
-    contrasts, else a one-contrast model trained on real scans of the first ``REAL_CONTRASTS`` contrast the case has
-    (``real``: ``{contrast: model}``), else the demo cohort's one-contrast model (T1, T2, unnamed volumes)."""
+    contrasts, else a one-contrast model trained on real scans of a contrast the case has (``real``:
+    ``{contrast: model}``), else the demo cohort's any-contrast model (T1, T2, unnamed volumes)."""
 
     def __init__(self, multi: SliceUNetSegmenter, single: SliceUNetSegmenter,
                  real: Mapping[str, SliceUNetSegmenter] | None = None):
         self.device = single.device
-        self.multi, self.single = multi, single
-        self.real = {c: real[c] for c in REAL_CONTRASTS if real and c in real}
+        self.multi, self.single, self.real = multi, single, dict(real or {})
         self.name = " + ".join(Path(m.name).name for m in (single, *self.real.values(), multi))
 
-    def route(self, available: Sequence[str]) -> tuple[SliceUNetSegmenter, str | None]:
-        """The model a case with contrasts ``available`` goes to and, for a real-scan model, the contrast it reads."""
-        if self.multi.reads(available):
-            return self.multi, None
-        for contrast, model in self.real.items():
-            if contrast in available:
-                return model, contrast
-        return self.single, None
-
     def pick(self, available: Sequence[str]) -> SliceUNetSegmenter:
-        """The model that a case with contrasts ``available`` goes to."""
-        return self.route(available)[0]
+        """The model that a case with contrasts ``available`` goes to (it reads its own contrasts of the case)."""
+        return next((m for m in (self.multi, *self.real.values()) if m.reads(available)), self.single)
 
     def _predict(self, image01: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
         return self.single._predict(image01, spacing_zyx)
 
     def segment_contrasts(self, images: Mapping[str, np.ndarray],
                           spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
-        """Route the case by the contrasts it has (a real-scan model sees its own contrast alone)."""
-        model, contrast = self.route(list(images))
-        return model.segment_contrasts(images if contrast is None else {contrast: images[contrast]}, spacing_zyx)
+        """Route the case by the contrasts it has."""
+        return self.pick(list(images)).segment_contrasts(images, spacing_zyx)

@@ -68,7 +68,7 @@ def load_segmenter(path: str | Path | None = None, *, device: str | None = None,
     from .plugins import load_bundle, load_torchscript
 
     if path is None:
-        return _shipped_pair(device)
+        return _shipped_router(device)
     target = Path(path)
     if target.is_dir():
         return load_bundle(target, device=device, trust=trust_bundle)
@@ -87,12 +87,10 @@ def load_segmenter(path: str | Path | None = None, *, device: str | None = None,
     return SliceUNetSegmenter(payload, source=str(target), device=device)
 
 
-def _shipped_pair(device: str | None) -> Segmenter:
+def _shipped_router(device: str | None) -> Segmenter:
     """The default: the FLAIR + T1c model for cases that have both, a real-scan one-contrast model for cases with
     T1c or FLAIR alone, the demo cohort's model otherwise."""
     from .builtin import ContrastRouter
 
-    models = {kind: load_segmenter(path, device=device) for kind, path in zip(SHIPPED, shipped_segmenter_files(),
-                                                                                 strict=True)}
-    return ContrastRouter(models["multi"], models["single"],  # type: ignore[arg-type]
-                          {"t1c": models["t1c"], "flair": models["flair"]})  # type: ignore[dict-item]
+    single, multi, t1c, flair = (load_segmenter(p, device=device) for p in shipped_segmenter_files())
+    return ContrastRouter(multi, single, {"t1c": t1c, "flair": flair})  # type: ignore[arg-type, dict-item]

@@ -447,12 +447,7 @@ def heldout_dice(path: str | Path, folders: list[Path], channels: int) -> dict[s
     out: dict[str, float] = {}
     for folder in folders:
         case = load_training_case(folder)
-        if channels > 1:
-            views = [tuple(case.contrasts)]
-        elif seg.contrasts != ANY_CONTRAST:  # a model of one named contrast
-            views = [(c,) for c in seg.contrasts if c in case.contrasts]
-        else:
-            views = [(c,) for c in case.contrasts]
+        views = [tuple(case.contrasts)] if channels > 1 else [(c,) for c in case.contrasts if seg.reads([c])]
         for names in views:
             mask = seg.segment_contrasts({c: case.contrasts[c] for c in names}, case.spacing_zyx)
             out[f"{case.name}:{'+'.join(names)}"] = round(dice_score(mask, case.mask), 4)
